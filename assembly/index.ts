@@ -3,6 +3,25 @@
 // Every kernel takes pointers into the imported shared memory and lengths; none allocates.
 import { refDotI8I7 } from './ref/selftest';
 import { simdDotI8I7 } from './simd/selftest';
+import { refDequantizeRow } from './ref/dequantize';
+import {
+  refQuantizeRowsQ8_0, refQuantizeRowsQ8_1, refQuantizeRowsQ8_K, refConvertRowsF16, refConvertRowsBF16,
+} from './ref/quantize';
+import { refMatmul } from './ref/matmul';
+import {
+  simdMatmulF32, simdMatmulF16, simdMatmulBF16, simdMatmulQ4_0, simdMatmulQ4_1, simdMatmulQ5_0,
+  simdMatmulQ5_1, simdMatmulQ8_0, simdMatmulQ2_K, simdMatmulQ3_K, simdMatmulQ4_K, simdMatmulQ5_K,
+  simdMatmulQ6_K,
+} from './simd/matmul';
+import { refAddBias, refAddRows, refRmsNorm, refScaleRows, refSiluMul } from './ref/ops';
+import { simdAddBias, simdAddRows, simdRmsNorm, simdScaleRows, simdSiluMul } from './simd/ops';
+import { rope } from './ref/rope';
+import { refAttention } from './ref/attention';
+import { simdAttention } from './simd/attention';
+import {
+  TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
+  TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K,
+} from './formats';
 
 export { blockSize, blockBytes } from './formats';
 
@@ -22,4 +41,146 @@ export function heapBase(): usize {
 export function selfTestDotI8(a: usize, b: usize, n: i32): i32 {
   if (ASC_FEATURE_SIMD) return simdDotI8I7(a, b, n);
   return refDotI8I7(a, b, n);
+}
+
+// ---- dequantization and activation conversion (scalar in every build: O(row) work) ----
+
+/** dst f32[n] from one row of `type` at src; 0, or -1 for a type the kernels do not know. */
+export function dequantizeRow(type: i32, src: usize, dst: usize, n: i32): i32 {
+  return refDequantizeRow(type, src, dst, n);
+}
+
+export function quantizeRowsQ8_0(x: usize, dst: usize, cols: i32, nTok: i32): void {
+  refQuantizeRowsQ8_0(x, dst, cols, nTok);
+}
+export function quantizeRowsQ8_1(x: usize, dst: usize, cols: i32, nTok: i32): void {
+  refQuantizeRowsQ8_1(x, dst, cols, nTok);
+}
+export function quantizeRowsQ8_K(x: usize, dst: usize, cols: i32, nTok: i32): void {
+  refQuantizeRowsQ8_K(x, dst, cols, nTok);
+}
+export function convertRowsF16(x: usize, dst: usize, cols: i32, nTok: i32): void {
+  refConvertRowsF16(x, dst, cols, nTok);
+}
+export function convertRowsBF16(x: usize, dst: usize, cols: i32, nTok: i32): void {
+  refConvertRowsBF16(x, dst, cols, nTok);
+}
+
+// ---- matrix multiplies: out[t*rows + r] = dot(W row r, x row t), r in [rowStart, rowEnd), all
+// nTok tokens; x holds the tokens' rows in the weight type's activation format ----
+
+export function matmulF32(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulF32(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_F32, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulF16(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_F16, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulBF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulBF16(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_BF16, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ4_0(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q4_0, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ4_1(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ4_1(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q4_1, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ5_0(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q5_0, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ5_1(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ5_1(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q5_1, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ8_0(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q8_0, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ2_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ2_K(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q2_K, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ3_K(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q3_K, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ4_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ4_K(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q4_K, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ5_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ5_K(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q5_K, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+export function matmulQ6_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdMatmulQ6_K(w, x, out, cols, rows, nTok, rowStart, rowEnd);
+  else refMatmul(TYPE_Q6_K, w, x, out, cols, rows, nTok, rowStart, rowEnd);
+}
+
+// ---- elementwise and attention (f32) ----
+
+/** out = x / sqrt(mean(x^2) + eps) * weight, nTok rows of cols; weight 0 = none. */
+export function rmsNorm(x: usize, weight: usize, out: usize, cols: i32, nTok: i32, eps: f32): void {
+  if (ASC_FEATURE_SIMD) simdRmsNorm(x, weight, out, cols, nTok, eps);
+  else refRmsNorm(x, weight, out, cols, nTok, eps);
+}
+
+/** Rotary embedding in place, adjacent pairs (i, i+1) (llama). See ref/rope.ts. */
+export function ropeNorm(x: usize, nTok: i32, nHeads: i32, headDim: i32, nRot: i32, positions: usize, freqBase: f32, freqScale: f32, freqFactors: usize): void {
+  rope(x, nTok, nHeads, headDim, nRot, positions, freqBase, freqScale, freqFactors, false);
+}
+
+/** Rotary embedding in place, pairs (i, i + nRot/2) (neox, qwen2). See ref/rope.ts. */
+export function ropeNeox(x: usize, nTok: i32, nHeads: i32, headDim: i32, nRot: i32, positions: usize, freqBase: f32, freqScale: f32, freqFactors: usize): void {
+  rope(x, nTok, nHeads, headDim, nRot, positions, freqBase, freqScale, freqFactors, true);
+}
+
+/**
+ * Causal grouped-query attention of nTok queries at positions pos0.. over an f32 KV cache
+ * [ctx][kvStride]; heads [headStart, headEnd). scratch: pos0 + nTok f32 per concurrent call.
+ */
+export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdAttention(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+  else refAttention(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+}
+
+/** out = silu(gate) * up, n values. */
+export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
+  if (ASC_FEATURE_SIMD) simdSiluMul(gate, up, out, n);
+  else refSiluMul(gate, up, out, n);
+}
+
+/** dst += src, n values. */
+export function addRows(dst: usize, src: usize, n: i32): void {
+  if (ASC_FEATURE_SIMD) simdAddRows(dst, src, n);
+  else refAddRows(dst, src, n);
+}
+
+/** x[t] += bias for nTok rows of cols. */
+export function addBias(x: usize, bias: usize, cols: i32, nTok: i32): void {
+  if (ASC_FEATURE_SIMD) simdAddBias(x, bias, cols, nTok);
+  else refAddBias(x, bias, cols, nTok);
+}
+
+/** x *= s, n values. */
+export function scaleRows(x: usize, s: f32, n: i32): void {
+  if (ASC_FEATURE_SIMD) simdScaleRows(x, s, n);
+  else refScaleRows(x, s, n);
 }

@@ -137,7 +137,8 @@ class HeaderCursor {
   bytes(n: number, size: number, what: string): ArrayBuffer {
     const len = n * size;
     this.need(len, what);
-    const out = this.buf.slice(this.pos, this.pos + len);
+    // Uint8Array's own slice: a Node Buffer's slice() would return a view into its shared pool.
+    const out = Uint8Array.prototype.slice.call(this.buf, this.pos, this.pos + len);
     this.pos += len;
     return out.buffer;
   }

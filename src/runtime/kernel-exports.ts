@@ -1,5 +1,14 @@
 // The functions the kernel module exports, as TypeScript sees them. Pointers are byte offsets into the
-// shared memory; counts are elements. Keep in step with assembly/index.ts.
+// shared memory; counts are elements (i32). Keep in step with assembly/index.ts.
+
+/** out[t*rows + r] = dot(W row r, x row t) for r in [rowStart, rowEnd), t in [0, nTok). */
+export type MatmulKernel = (w: number, x: number, out: number, cols: number, rows: number, nTok: number, rowStart: number, rowEnd: number) => void;
+
+/** nTok contiguous rows of `cols` f32 at x to rows of an activation format at dst. */
+export type RowConverter = (x: number, dst: number, cols: number, nTok: number) => void;
+
+/** In-place rotary embedding of nTok rows of nHeads*headDim f32 (positions: i32[nTok]; freqFactors 0 = none). */
+export type RopeKernel = (x: number, nTok: number, nHeads: number, headDim: number, nRot: number, positions: number, freqBase: number, freqScale: number, freqFactors: number) => void;
 
 export interface KernelExports {
   /** 0 scalar, 1 simd, 2 relaxed. */
@@ -8,4 +17,47 @@ export interface KernelExports {
   selfTestDotI8(a: number, b: number, n: number): number;
   blockSize(type: number): number;
   blockBytes(type: number): number;
+
+  /** dst f32[n] from one row of `type`; 0, or -1 for an unknown type. */
+  dequantizeRow(type: number, src: number, dst: number, n: number): number;
+
+  quantizeRowsQ8_0: RowConverter;
+  quantizeRowsQ8_1: RowConverter;
+  quantizeRowsQ8_K: RowConverter;
+  convertRowsF16: RowConverter;
+  convertRowsBF16: RowConverter;
+
+  matmulF32: MatmulKernel;
+  matmulF16: MatmulKernel;
+  matmulBF16: MatmulKernel;
+  matmulQ4_0: MatmulKernel;
+  matmulQ4_1: MatmulKernel;
+  matmulQ5_0: MatmulKernel;
+  matmulQ5_1: MatmulKernel;
+  matmulQ8_0: MatmulKernel;
+  matmulQ2_K: MatmulKernel;
+  matmulQ3_K: MatmulKernel;
+  matmulQ4_K: MatmulKernel;
+  matmulQ5_K: MatmulKernel;
+  matmulQ6_K: MatmulKernel;
+
+  /** out = x / sqrt(mean(x^2) + eps) * weight (weight 0 = none); nTok rows of cols. */
+  rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void;
+  /** Adjacent pairs (i, i+1): llama. */
+  ropeNorm: RopeKernel;
+  /** Pairs (i, i + nRot/2): neox, qwen2. */
+  ropeNeox: RopeKernel;
+  /**
+   * Causal GQA: nTok queries (rows of nHeads*headDim) at positions pos0.. over k, v = [ctx][kvStride]
+   * f32; heads [headStart, headEnd). scratch: pos0 + nTok f32 for this call alone.
+   */
+  attention(q: number, k: number, v: number, out: number, nTok: number, nHeads: number, nKVHeads: number, headDim: number, kvStride: number, pos0: number, scale: number, scratch: number, headStart: number, headEnd: number): void;
+  /** out = silu(gate) * up. */
+  siluMul(gate: number, up: number, out: number, n: number): void;
+  /** dst += src. */
+  addRows(dst: number, src: number, n: number): void;
+  /** x[t] += bias for nTok rows of cols. */
+  addBias(x: number, bias: number, cols: number, nTok: number): void;
+  /** x *= s. */
+  scaleRows(x: number, s: number, n: number): void;
 }

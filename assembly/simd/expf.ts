@@ -1,0 +1,26 @@
+// Four-lane twin of ref/expf.ts: the same operations in the same order, so lanes match the scalar
+// function bit for bit (constants and domain are documented there).
+import { C2, C3, C4, C5, C6, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E } from '../ref/expf';
+
+// @ts-ignore: decorator
+@inline export function expF32x4(x: v128): v128 {
+  const n = f32x4.nearest(f32x4.mul(x, f32x4.splat(LOG2E)));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(n, f32x4.splat(LN2_HI))), f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.add(f32x4.splat(C5), f32x4.mul(r, f32x4.splat(C6)));
+  p = f32x4.add(f32x4.splat(C4), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(C3), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(C2), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1), f32x4.mul(r, p));
+  p = f32x4.add(f32x4.splat(1), f32x4.mul(r, p));
+  // Out-of-domain lanes give garbage here (n may be out of range); the selects below replace them.
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  let y = f32x4.mul(p, pow2);
+  y = v128.andnot(y, f32x4.lt(x, f32x4.splat(EXP_MIN)));
+  return v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(EXP_MAX)));
+}
+
+/** silu on four lanes: g / (1 + e^-g). */
+// @ts-ignore: decorator
+@inline export function siluF32x4(g: v128): v128 {
+  return f32x4.div(g, f32x4.add(f32x4.splat(1), expF32x4(f32x4.neg(g))));
+}

@@ -1,0 +1,561 @@
+// SIMD128 / relaxed-SIMD matrix multiplies, one per weight type, same signatures and same math as the
+// scalar twins in ref/matmul.ts: out[t*rows + r] = dot(W row r, x row t).
+//
+// Tiling: tokens are taken four at a time and, inside a tile, each weight block is decoded once and
+// used for all four tokens (accumulators a0..a3, `if (nt > k)` guards for a short last tile), so a
+// prefill of n tokens streams the weights n/4 times instead of n times. Decode (nTok = 1) is the
+// same loop with one token.
+//
+// Integer parts are exact in every build: SIMD128 widens int8 to i16 and uses i32x4.dot_i16x8_s; the
+// relaxed build uses i32x4.relaxed_dot_i8x16_i7x16_add_s only with the weights' unsigned quants
+// (0..63) as its 7-bit operand, putting a format's zero point back with the activation block sums
+// (Q8_K's bsums, or a dot with a splat of the offset for the 32-weight formats).
+import {
+  BYTES_Q4_0, BYTES_Q4_1, BYTES_Q5_0, BYTES_Q5_1, BYTES_Q8_0, BYTES_Q8_1,
+  BYTES_Q2_K, BYTES_Q3_K, BYTES_Q4_K, BYTES_Q5_K, BYTES_Q6_K, BYTES_Q8_K,
+} from '../formats';
+import { bf16ToF32, f16ToF32, loadF16 } from '../half';
+import { q3kScale, scaleMinK4 } from '../ref/kscales';
+import { accScaled, bitsToFifthBit, dotAccU7, dotI8, halfLanesToF32, hsumF32 } from './lanes';
+
+// @ts-ignore: decorator
+@inline function storeTile(out: usize, rows: i32, r: i32, t0: i32, nt: i32, a0: v128, a1: v128, a2: v128, a3: v128): void {
+  const p = out + ((<usize>t0 * rows + r) << 2);
+  const step = <usize>rows << 2;
+  store<f32>(p, hsumF32(a0));
+  if (nt > 1) store<f32>(p + step, hsumF32(a1));
+  if (nt > 2) store<f32>(p + 2 * step, hsumF32(a2));
+  if (nt > 3) store<f32>(p + 3 * step, hsumF32(a3));
+}
+
+// ===================== float weights =====================
+
+/** F32 weights, raw f32 activations. */
+export function simdMatmulF32(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const xRow = <usize>cols << 2;
+  const n4 = cols & ~3;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * xRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let i = 0; i < n4; i += 4) {
+        const o = <usize>i << 2;
+        const wv = v128.load(wr + o);
+        a0 = f32x4.add(a0, f32x4.mul(wv, v128.load(x0 + o)));
+        if (nt > 1) a1 = f32x4.add(a1, f32x4.mul(wv, v128.load(x1 + o)));
+        if (nt > 2) a2 = f32x4.add(a2, f32x4.mul(wv, v128.load(x2 + o)));
+        if (nt > 3) a3 = f32x4.add(a3, f32x4.mul(wv, v128.load(x3 + o)));
+      }
+      for (let i = n4; i < cols; i++) {
+        const o = <usize>i << 2;
+        const wv = f32x4.replace_lane(f32x4.splat(0), 0, load<f32>(wr + o));
+        a0 = f32x4.add(a0, f32x4.mul(wv, f32x4.splat(load<f32>(x0 + o))));
+        if (nt > 1) a1 = f32x4.add(a1, f32x4.mul(wv, f32x4.splat(load<f32>(x1 + o))));
+        if (nt > 2) a2 = f32x4.add(a2, f32x4.mul(wv, f32x4.splat(load<f32>(x2 + o))));
+        if (nt > 3) a3 = f32x4.add(a3, f32x4.mul(wv, f32x4.splat(load<f32>(x3 + o))));
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+/** Eight 16-bit floats at p as two f32x4 (lanes 0..3, 4..7). */
+// @ts-ignore: decorator
+@inline function lo16(p: usize, bf: bool): v128 {
+  const h = i32x4.extend_low_i16x8_u(v128.load(p));
+  return bf ? i32x4.shl(h, 16) : halfLanesToF32(h);
+}
+// @ts-ignore: decorator
+@inline function hi16(p: usize, bf: bool): v128 {
+  const h = i32x4.extend_high_i16x8_u(v128.load(p));
+  return bf ? i32x4.shl(h, 16) : halfLanesToF32(h);
+}
+// @ts-ignore: decorator
+@inline function tok16(acc: v128, wl: v128, wh: v128, xp: usize, bf: bool): v128 {
+  return f32x4.add(acc, f32x4.add(f32x4.mul(wl, lo16(xp, bf)), f32x4.mul(wh, hi16(xp, bf))));
+}
+// @ts-ignore: decorator
+@inline function scalar16(p: usize, bf: bool): f32 {
+  return bf ? bf16ToF32(load<u16>(p)) : f16ToF32(load<u16>(p));
+}
+// @ts-ignore: decorator
+@inline function tail16(acc: v128, wv: f32, xp: usize, bf: bool): v128 {
+  return f32x4.add(acc, f32x4.replace_lane(f32x4.splat(0), 0, wv * scalar16(xp, bf)));
+}
+
+/** F16 weights with F16 activations, or BF16 with BF16 (`bf`); products summed in f32 lanes. */
+// @ts-ignore: decorator
+@inline function matmul16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, bf: bool): void {
+  const xRow = <usize>cols << 1;
+  const n8 = cols & ~7;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * xRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let i = 0; i < n8; i += 8) {
+        const o = <usize>i << 1;
+        const wl = lo16(wr + o, bf), wh = hi16(wr + o, bf);
+        a0 = tok16(a0, wl, wh, x0 + o, bf);
+        if (nt > 1) a1 = tok16(a1, wl, wh, x1 + o, bf);
+        if (nt > 2) a2 = tok16(a2, wl, wh, x2 + o, bf);
+        if (nt > 3) a3 = tok16(a3, wl, wh, x3 + o, bf);
+      }
+      for (let i = n8; i < cols; i++) {
+        const o = <usize>i << 1;
+        const wv = scalar16(wr + o, bf);
+        a0 = tail16(a0, wv, x0 + o, bf);
+        if (nt > 1) a1 = tail16(a1, wv, x1 + o, bf);
+        if (nt > 2) a2 = tail16(a2, wv, x2 + o, bf);
+        if (nt > 3) a3 = tail16(a3, wv, x3 + o, bf);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+export function simdMatmulF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmul16(w, x, out, cols, rows, nTok, rowStart, rowEnd, false);
+}
+
+export function simdMatmulBF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmul16(w, x, out, cols, rows, nTok, rowStart, rowEnd, true);
+}
+
+// ===================== 32-weight blocks =====================
+
+/**
+ * Integer dot of one 32-weight block with a Q8_0/Q8_1 activation block's quants at xq: `lo` holds
+ * weights 0..15, `hi` weights 16..31. Relaxed build: lo/hi are the unsigned quants (< 32) and the
+ * zero point `offset` is taken back as offset * sum(x). SIMD128: lo/hi already have the offset
+ * subtracted (signed) and offset is unused.
+ */
+// @ts-ignore: decorator
+@inline function blockDot32(xq: usize, lo: v128, hi: v128, offset: i32): v128 {
+  const xl = v128.load(xq), xh = v128.load(xq + 16);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    const zero = i32x4.splat(0);
+    const q = dotAccU7(dotAccU7(zero, xl, lo), xh, hi);
+    if (offset == 0) return q;
+    const off = i8x16.splat(<i8>offset);
+    return i32x4.sub(q, dotAccU7(dotAccU7(zero, xl, off), xh, off));
+  }
+  return i32x4.add(dotI8(xl, lo), dotI8(xh, hi));
+}
+
+/** Q4_0/Q5_0/Q8_0 step for one token: a + isum * (dw * dx). */
+// @ts-ignore: decorator
+@inline function tokSym(a: v128, xb: usize, lo: v128, hi: v128, offset: i32, dw: f32): v128 {
+  return accScaled(a, blockDot32(xb + 2, lo, hi, offset), dw * loadF16(xb));
+}
+
+/** Q4_1/Q5_1 step for one token: a + isum * (dw * dx) + m * s (s = dx * sum of the quants). */
+// @ts-ignore: decorator
+@inline function tokMin(a: v128, xb: usize, lo: v128, hi: v128, dw: f32, m: f32): v128 {
+  const acc = accScaled(a, blockDot32(xb + 4, lo, hi, 0), dw * loadF16(xb));
+  return f32x4.add(acc, f32x4.replace_lane(f32x4.splat(0), 0, m * loadF16(xb + 2)));
+}
+
+/** Signed weights for the SIMD128 path; the relaxed path keeps them unsigned (see blockDot32). */
+// @ts-ignore: decorator
+@inline function centre(q: v128, offset: i32): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return q;
+  return i8x16.sub(q, i8x16.splat(<i8>offset));
+}
+
+export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const wRow = <usize>nb * BYTES_Q4_0, xRow = <usize>nb * BYTES_Q8_0;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q4_0, xo = <usize>b * BYTES_Q8_0;
+        const dw = loadF16(wb);
+        const qs = v128.load(wb + 2);
+        const lo = centre(v128.and(qs, i8x16.splat(7)), 8), hi = centre(i8x16.shr_u(qs, 4), 8);
+        a0 = tokSym(a0, x0 + xo, lo, hi, 8, dw);
+        if (nt > 1) a1 = tokSym(a1, x1 + xo, lo, hi, 8, dw);
+        if (nt > 2) a2 = tokSym(a2, x2 + xo, lo, hi, 8, dw);
+        if (nt > 3) a3 = tokSym(a3, x3 + xo, lo, hi, 8, dw);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+export function simdMatmulQ4_1(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const wRow = <usize>nb * BYTES_Q4_1, xRow = <usize>nb * BYTES_Q8_1;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q4_1, xo = <usize>b * BYTES_Q8_1;
+        const dw = loadF16(wb), m = loadF16(wb + 2);
+        const qs = v128.load(wb + 4);
+        const lo = v128.and(qs, i8x16.splat(15)), hi = i8x16.shr_u(qs, 4);
+        a0 = tokMin(a0, x0 + xo, lo, hi, dw, m);
+        if (nt > 1) a1 = tokMin(a1, x1 + xo, lo, hi, dw, m);
+        if (nt > 2) a2 = tokMin(a2, x2 + xo, lo, hi, dw, m);
+        if (nt > 3) a3 = tokMin(a3, x3 + xo, lo, hi, dw, m);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+export function simdMatmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const wRow = <usize>nb * BYTES_Q5_0, xRow = <usize>nb * BYTES_Q8_0;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q5_0, xo = <usize>b * BYTES_Q8_0;
+        const dw = loadF16(wb);
+        const qh = load<u32>(wb + 2);
+        const qs = v128.load(wb + 6);
+        const lo = centre(v128.or(v128.and(qs, i8x16.splat(15)), bitsToFifthBit(qh & 0xffff)), 16);
+        const hi = centre(v128.or(i8x16.shr_u(qs, 4), bitsToFifthBit(qh >> 16)), 16);
+        a0 = tokSym(a0, x0 + xo, lo, hi, 16, dw);
+        if (nt > 1) a1 = tokSym(a1, x1 + xo, lo, hi, 16, dw);
+        if (nt > 2) a2 = tokSym(a2, x2 + xo, lo, hi, 16, dw);
+        if (nt > 3) a3 = tokSym(a3, x3 + xo, lo, hi, 16, dw);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+export function simdMatmulQ5_1(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const wRow = <usize>nb * BYTES_Q5_1, xRow = <usize>nb * BYTES_Q8_1;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q5_1, xo = <usize>b * BYTES_Q8_1;
+        const dw = loadF16(wb), m = loadF16(wb + 2);
+        const qh = load<u32>(wb + 4);
+        const qs = v128.load(wb + 8);
+        const lo = v128.or(v128.and(qs, i8x16.splat(15)), bitsToFifthBit(qh & 0xffff));
+        const hi = v128.or(i8x16.shr_u(qs, 4), bitsToFifthBit(qh >> 16));
+        a0 = tokMin(a0, x0 + xo, lo, hi, dw, m);
+        if (nt > 1) a1 = tokMin(a1, x1 + xo, lo, hi, dw, m);
+        if (nt > 2) a2 = tokMin(a2, x2 + xo, lo, hi, dw, m);
+        if (nt > 3) a3 = tokMin(a3, x3 + xo, lo, hi, dw, m);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+/** Q8_0 step for one token: both operands signed, so the SIMD128 widening dot in every build. */
+// @ts-ignore: decorator
+@inline function tokQ8(a: v128, xb: usize, wl: v128, wh: v128, dw: f32): v128 {
+  const isum = i32x4.add(dotI8(v128.load(xb + 2), wl), dotI8(v128.load(xb + 18), wh));
+  return accScaled(a, isum, dw * loadF16(xb));
+}
+
+export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const wRow = <usize>nb * BYTES_Q8_0, xRow = <usize>nb * BYTES_Q8_0;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q8_0, xo = <usize>b * BYTES_Q8_0;
+        const dw = loadF16(wb);
+        const wl = v128.load(wb + 2), wh = v128.load(wb + 18);
+        a0 = tokQ8(a0, x0 + xo, wl, wh, dw);
+        if (nt > 1) a1 = tokQ8(a1, x1 + xo, wl, wh, dw);
+        if (nt > 2) a2 = tokQ8(a2, x2 + xo, wl, wh, dw);
+        if (nt > 3) a3 = tokQ8(a3, x3 + xo, wl, wh, dw);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+// ===================== k-quants (Q8_K activations) =====================
+// Q8_K block: d f32 at 0, qs[256] at 4, bsums[16] (i16) at 260. All k-quant weights are decoded to
+// their unsigned quants (0..63); an offset (Q3_K 4, Q6_K 32) returns through the bsums.
+
+/** ia + s0 * dot(x[0..15], q0) + s1 * dot(x[16..31], q1): two 16-weight groups with their scales. */
+// @ts-ignore: decorator
+@inline function groups16(ia: v128, xq: usize, q0: v128, q1: v128, s0: i32, s1: i32): v128 {
+  const zero = i32x4.splat(0);
+  const d0 = i32x4.mul(dotAccU7(zero, v128.load(xq), q0), i32x4.splat(s0));
+  const d1 = i32x4.mul(dotAccU7(zero, v128.load(xq + 16), q1), i32x4.splat(s1));
+  return i32x4.add(ia, i32x4.add(d0, d1));
+}
+
+/** ia + s * dot(x[0..31], q0|q1): one 32-weight sub-block with one scale (Q4_K, Q5_K). */
+// @ts-ignore: decorator
+@inline function group32(ia: v128, xq: usize, q0: v128, q1: v128, s: i32): v128 {
+  const d = dotAccU7(dotAccU7(i32x4.splat(0), v128.load(xq), q0), v128.load(xq + 16), q1);
+  return i32x4.add(ia, i32x4.mul(d, i32x4.splat(s)));
+}
+
+/** i32x4 whose lanes sum to sum over g of bsums[g] * s[g], s given as two i16x8 (groups 0..7, 8..15). */
+// @ts-ignore: decorator
+@inline function bsumDot(xb: usize, sLo: v128, sHi: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(v128.load(xb + 260), sLo), i32x4.dot_i16x8_s(v128.load(xb + 276), sHi));
+}
+
+/** Q2_K/Q3_K/Q6_K finish for one token: a + (ia - offset * sum_g s_g bsums_g) * (d * dy). */
+// @ts-ignore: decorator
+@inline function finishOffset(a: v128, ia: v128, xb: usize, sLo: v128, sHi: v128, shift: i32, d: f32): v128 {
+  const isum = i32x4.sub(ia, i32x4.shl(bsumDot(xb, sLo, sHi), shift));
+  return accScaled(a, isum, d * load<f32>(xb));
+}
+
+export function simdMatmulQ2_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 8;
+  const wRow = <usize>nb * BYTES_Q2_K, xRow = <usize>nb * BYTES_Q8_K;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q2_K, xo = <usize>b * BYTES_Q8_K;
+        const zero = i32x4.splat(0);
+        let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
+        for (let n = 0; n < 2; n++) {
+          const qa = v128.load(wb + 16 + (n << 5)), qb = v128.load(wb + 32 + (n << 5));
+          for (let j = 0; j < 4; j++) {
+            const g = (n << 3) + (j << 1);
+            const s0 = <i32>load<u8>(wb + g) & 15, s1 = <i32>load<u8>(wb + g + 1) & 15;
+            const q0 = v128.and(i8x16.shr_u(qa, j << 1), i8x16.splat(3));
+            const q1 = v128.and(i8x16.shr_u(qb, j << 1), i8x16.splat(3));
+            const xq = xo + 4 + (<usize>g << 4);
+            i0 = groups16(i0, x0 + xq, q0, q1, s0, s1);
+            if (nt > 1) i1 = groups16(i1, x1 + xq, q0, q1, s0, s1);
+            if (nt > 2) i2 = groups16(i2, x2 + xq, q0, q1, s0, s1);
+            if (nt > 3) i3 = groups16(i3, x3 + xq, q0, q1, s0, s1);
+          }
+        }
+        // The mins (high nibbles of scales) meet the activations only through the bsums.
+        const mins = i8x16.shr_u(v128.load(wb), 4);
+        const mLo = i16x8.extend_low_i8x16_u(mins), mHi = i16x8.extend_high_i8x16_u(mins);
+        const d = loadF16(wb + 80), dmin = loadF16(wb + 82);
+        a0 = finishMin(accScaled(a0, i0, d * load<f32>(x0 + xo)), x0 + xo, mLo, mHi, dmin);
+        if (nt > 1) a1 = finishMin(accScaled(a1, i1, d * load<f32>(x1 + xo)), x1 + xo, mLo, mHi, dmin);
+        if (nt > 2) a2 = finishMin(accScaled(a2, i2, d * load<f32>(x2 + xo)), x2 + xo, mLo, mHi, dmin);
+        if (nt > 3) a3 = finishMin(accScaled(a3, i3, d * load<f32>(x3 + xo)), x3 + xo, mLo, mHi, dmin);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+/** a - (sum_g m_g bsums_g) * (dmin * dy), the min term of Q2_K (mins per 16 given as two i16x8). */
+// @ts-ignore: decorator
+@inline function finishMin(a: v128, xb: usize, mLo: v128, mHi: v128, dmin: f32): v128 {
+  const msum = f32x4.convert_i32x4_s(bsumDot(xb, mLo, mHi));
+  return f32x4.sub(a, f32x4.mul(msum, f32x4.splat(dmin * load<f32>(xb))));
+}
+
+export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 8;
+  const wRow = <usize>nb * BYTES_Q3_K, xRow = <usize>nb * BYTES_Q8_K;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q3_K, xo = <usize>b * BYTES_Q8_K;
+        const sc = wb + 96;
+        const zero = i32x4.splat(0);
+        let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
+        const ha = v128.load(wb), hb = v128.load(wb + 16);
+        for (let n = 0; n < 2; n++) {
+          const qa = v128.load(wb + 32 + (n << 5)), qb = v128.load(wb + 48 + (n << 5));
+          for (let j = 0; j < 4; j++) {
+            const g = (n << 3) + (j << 1);
+            const s0 = q3kScale(sc, g), s1 = q3kScale(sc, g + 1);
+            const hbit = (n << 2) + j;
+            // quant = low 2 bits | high bit << 2, in 0..7; the weight is quant - 4
+            const q0 = v128.or(v128.and(i8x16.shr_u(qa, j << 1), i8x16.splat(3)), i8x16.shl(v128.and(i8x16.shr_u(ha, hbit), i8x16.splat(1)), 1));
+            const q1 = v128.or(v128.and(i8x16.shr_u(qb, j << 1), i8x16.splat(3)), i8x16.shl(v128.and(i8x16.shr_u(hb, hbit), i8x16.splat(1)), 2));
+            const xq = xo + 4 + (<usize>g << 4);
+            i0 = groups16(i0, x0 + xq, q0, q1, s0, s1);
+            if (nt > 1) i1 = groups16(i1, x1 + xq, q0, q1, s0, s1);
+            if (nt > 2) i2 = groups16(i2, x2 + xq, q0, q1, s0, s1);
+            if (nt > 3) i3 = groups16(i3, x3 + xq, q0, q1, s0, s1);
+          }
+        }
+        let sLo = i16x8.splat(0), sHi = i16x8.splat(0);
+        sLo = i16x8.replace_lane(sLo, 0, <i16>q3kScale(sc, 0));
+        sLo = i16x8.replace_lane(sLo, 1, <i16>q3kScale(sc, 1));
+        sLo = i16x8.replace_lane(sLo, 2, <i16>q3kScale(sc, 2));
+        sLo = i16x8.replace_lane(sLo, 3, <i16>q3kScale(sc, 3));
+        sLo = i16x8.replace_lane(sLo, 4, <i16>q3kScale(sc, 4));
+        sLo = i16x8.replace_lane(sLo, 5, <i16>q3kScale(sc, 5));
+        sLo = i16x8.replace_lane(sLo, 6, <i16>q3kScale(sc, 6));
+        sLo = i16x8.replace_lane(sLo, 7, <i16>q3kScale(sc, 7));
+        sHi = i16x8.replace_lane(sHi, 0, <i16>q3kScale(sc, 8));
+        sHi = i16x8.replace_lane(sHi, 1, <i16>q3kScale(sc, 9));
+        sHi = i16x8.replace_lane(sHi, 2, <i16>q3kScale(sc, 10));
+        sHi = i16x8.replace_lane(sHi, 3, <i16>q3kScale(sc, 11));
+        sHi = i16x8.replace_lane(sHi, 4, <i16>q3kScale(sc, 12));
+        sHi = i16x8.replace_lane(sHi, 5, <i16>q3kScale(sc, 13));
+        sHi = i16x8.replace_lane(sHi, 6, <i16>q3kScale(sc, 14));
+        sHi = i16x8.replace_lane(sHi, 7, <i16>q3kScale(sc, 15));
+        const d = loadF16(wb + 108);
+        a0 = finishOffset(a0, i0, x0 + xo, sLo, sHi, 2, d);
+        if (nt > 1) a1 = finishOffset(a1, i1, x1 + xo, sLo, sHi, 2, d);
+        if (nt > 2) a2 = finishOffset(a2, i2, x2 + xo, sLo, sHi, 2, d);
+        if (nt > 3) a3 = finishOffset(a3, i3, x3 + xo, sLo, sHi, 2, d);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+/** Q4_K/Q5_K finish for one token: a + ia * (d * dy) - (sum_j m_j (bsums_2j + bsums_2j+1)) * (dmin * dy). */
+// @ts-ignore: decorator
+@inline function finishK4(a: v128, ia: v128, xb: usize, mA: v128, mB: v128, d: f32, dmin: f32): v128 {
+  const dy = load<f32>(xb);
+  const pairsA = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260));
+  const pairsB = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276));
+  const msum = i32x4.add(i32x4.mul(pairsA, mA), i32x4.mul(pairsB, mB));
+  const acc = accScaled(a, ia, d * dy);
+  return f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin * dy)));
+}
+
+/** Q4_K (five = false) and Q5_K (five = true): 8 sub-blocks of 32, 6-bit scale and min each. */
+// @ts-ignore: decorator
+@inline function matmulK45(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, five: bool): void {
+  const nb = cols >> 8;
+  const wBytes: usize = five ? BYTES_Q5_K : BYTES_Q4_K;
+  const qsOff: usize = five ? 48 : 16;
+  const wRow = <usize>nb * wBytes, xRow = <usize>nb * BYTES_Q8_K;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * wBytes, xo = <usize>b * BYTES_Q8_K;
+        const sc = wb + 4;
+        const zero = i32x4.splat(0);
+        let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
+        let ha = zero, hb = zero;
+        if (five) { ha = v128.load(wb + 16); hb = v128.load(wb + 32); }
+        for (let k = 0; k < 4; k++) {
+          const qa = v128.load(wb + qsOff + (k << 5)), qb = v128.load(wb + qsOff + 16 + (k << 5));
+          let l0 = v128.and(qa, i8x16.splat(15)), l1 = v128.and(qb, i8x16.splat(15));
+          let h0 = i8x16.shr_u(qa, 4), h1 = i8x16.shr_u(qb, 4);
+          if (five) {
+            // bit 2k of qh[l] is the fifth bit of sub-block 2k, bit 2k+1 that of sub-block 2k+1
+            const one = i8x16.splat(1);
+            l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(ha, k << 1), one), 4));
+            l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(hb, k << 1), one), 4));
+            h0 = v128.or(h0, i8x16.shl(v128.and(i8x16.shr_u(ha, (k << 1) + 1), one), 4));
+            h1 = v128.or(h1, i8x16.shl(v128.and(i8x16.shr_u(hb, (k << 1) + 1), one), 4));
+          }
+          const sLow = scaleMinK4(sc, k << 1) & 63, sHigh = scaleMinK4(sc, (k << 1) + 1) & 63;
+          const xq = xo + 4 + (<usize>k << 6);
+          i0 = group32(group32(i0, x0 + xq, l0, l1, sLow), x0 + xq + 32, h0, h1, sHigh);
+          if (nt > 1) i1 = group32(group32(i1, x1 + xq, l0, l1, sLow), x1 + xq + 32, h0, h1, sHigh);
+          if (nt > 2) i2 = group32(group32(i2, x2 + xq, l0, l1, sLow), x2 + xq + 32, h0, h1, sHigh);
+          if (nt > 3) i3 = group32(group32(i3, x3 + xq, l0, l1, sLow), x3 + xq + 32, h0, h1, sHigh);
+        }
+        let mA = zero, mB = zero;
+        mA = i32x4.replace_lane(mA, 0, scaleMinK4(sc, 0) >> 8);
+        mA = i32x4.replace_lane(mA, 1, scaleMinK4(sc, 1) >> 8);
+        mA = i32x4.replace_lane(mA, 2, scaleMinK4(sc, 2) >> 8);
+        mA = i32x4.replace_lane(mA, 3, scaleMinK4(sc, 3) >> 8);
+        mB = i32x4.replace_lane(mB, 0, scaleMinK4(sc, 4) >> 8);
+        mB = i32x4.replace_lane(mB, 1, scaleMinK4(sc, 5) >> 8);
+        mB = i32x4.replace_lane(mB, 2, scaleMinK4(sc, 6) >> 8);
+        mB = i32x4.replace_lane(mB, 3, scaleMinK4(sc, 7) >> 8);
+        const d = loadF16(wb), dmin = loadF16(wb + 2);
+        a0 = finishK4(a0, i0, x0 + xo, mA, mB, d, dmin);
+        if (nt > 1) a1 = finishK4(a1, i1, x1 + xo, mA, mB, d, dmin);
+        if (nt > 2) a2 = finishK4(a2, i2, x2 + xo, mA, mB, d, dmin);
+        if (nt > 3) a3 = finishK4(a3, i3, x3 + xo, mA, mB, d, dmin);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}
+
+export function simdMatmulQ4_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmulK45(w, x, out, cols, rows, nTok, rowStart, rowEnd, false);
+}
+
+export function simdMatmulQ5_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmulK45(w, x, out, cols, rows, nTok, rowStart, rowEnd, true);
+}
+
+export function simdMatmulQ6_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 8;
+  const wRow = <usize>nb * BYTES_Q6_K, xRow = <usize>nb * BYTES_Q8_K;
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * wRow;
+      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      for (let b = 0; b < nb; b++) {
+        const wb = wr + <usize>b * BYTES_Q6_K, xo = <usize>b * BYTES_Q8_K;
+        const zero = i32x4.splat(0);
+        let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
+        for (let n = 0; n < 2; n++) {
+          const qh0 = v128.load(wb + 128 + (n << 5)), qh1 = v128.load(wb + 144 + (n << 5));
+          for (let part = 0; part < 4; part++) {
+            // parts 0/1 take the low nibbles of ql[0..31]/ql[32..63], parts 2/3 their high nibbles;
+            // bits 2*part of qh[l] are each part's top two bits
+            const ql = wb + (n << 6) + ((part & 1) << 5);
+            const qa = v128.load(ql), qb = v128.load(ql + 16);
+            const la = part < 2 ? v128.and(qa, i8x16.splat(15)) : i8x16.shr_u(qa, 4);
+            const lb = part < 2 ? v128.and(qb, i8x16.splat(15)) : i8x16.shr_u(qb, 4);
+            const q0 = v128.or(la, i8x16.shl(v128.and(i8x16.shr_u(qh0, part << 1), i8x16.splat(3)), 4));
+            const q1 = v128.or(lb, i8x16.shl(v128.and(i8x16.shr_u(qh1, part << 1), i8x16.splat(3)), 4));
+            const g = (n << 3) + (part << 1);
+            const s0 = <i32>load<i8>(wb + 192 + g), s1 = <i32>load<i8>(wb + 193 + g);
+            const xq = xo + 4 + (<usize>g << 4);
+            i0 = groups16(i0, x0 + xq, q0, q1, s0, s1);
+            if (nt > 1) i1 = groups16(i1, x1 + xq, q0, q1, s0, s1);
+            if (nt > 2) i2 = groups16(i2, x2 + xq, q0, q1, s0, s1);
+            if (nt > 3) i3 = groups16(i3, x3 + xq, q0, q1, s0, s1);
+          }
+        }
+        const scv = v128.load(wb + 192);
+        const sLo = i16x8.extend_low_i8x16_s(scv), sHi = i16x8.extend_high_i8x16_s(scv);
+        const d = loadF16(wb + 208);
+        a0 = finishOffset(a0, i0, x0 + xo, sLo, sHi, 4, d);
+        if (nt > 1) a1 = finishOffset(a1, i1, x1 + xo, sLo, sHi, 5, d);
+        if (nt > 2) a2 = finishOffset(a2, i2, x2 + xo, sLo, sHi, 5, d);
+        if (nt > 3) a3 = finishOffset(a3, i3, x3 + xo, sLo, sHi, 5, d);
+      }
+      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+    }
+  }
+}

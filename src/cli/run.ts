@@ -1,0 +1,107 @@
+// `pocketllm run`: load a model, generate from a prompt, stream the text to stdout and the timing
+// statistics to stderr.
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { loadModel } from '../engine/model.js';
+import { createProgress } from './progress.js';
+import { CliUsageError, describeError, numberOption } from './args.js';
+
+const HELP = `usage: pocketllm run -m model.gguf (-p "prompt" | -f prompt.txt) [options]
+
+  -m, --model FILE        GGUF model to run
+  -p, --prompt TEXT       prompt text
+  -f, --file FILE         read the prompt from a file
+  -n, --n-predict N       tokens to generate (default 128)
+      --temp T            temperature; 0 = greedy (default 0.8)
+      --top-k K           keep the K most likely tokens (default 40; 0 = off)
+      --top-p P           nucleus sampling threshold (default 0.95; 1 = off)
+      --min-p P           drop tokens below P x the top probability (default 0.05; 0 = off)
+      --repeat-penalty R  penalty for repeating recent tokens (default 1.0 = off)
+      --repeat-last-n N   how many recent tokens the penalty looks at (default 64)
+      --seed S            random seed (default: random)
+      --ctx N             context length (default: min(model's, 4096))
+      --stop TEXT         stop when TEXT appears (repeatable)
+  -t, --threads N         threads (default 1)
+      --special           parse control tokens written in the prompt
+`;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string', short: 'm' },
+        prompt: { type: 'string', short: 'p' },
+        file: { type: 'string', short: 'f' },
+        'n-predict': { type: 'string', short: 'n' },
+        temp: { type: 'string' },
+        'top-k': { type: 'string' },
+        'top-p': { type: 'string' },
+        'min-p': { type: 'string' },
+        'repeat-penalty': { type: 'string' },
+        'repeat-last-n': { type: 'string' },
+        seed: { type: 'string' },
+        ctx: { type: 'string' },
+        stop: { type: 'string', multiple: true },
+        threads: { type: 'string', short: 't' },
+        special: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+    }).values;
+  } catch (e) {
+    process.stderr.write(`pocketllm run: ${(e as Error).message}\n${HELP}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  try {
+    if (!args.model) throw new CliUsageError('missing -m model.gguf');
+    if (args.prompt === undefined && args.file === undefined) throw new CliUsageError('missing -p "prompt" or -f prompt.txt');
+    const prompt = args.file !== undefined ? await readFile(args.file, 'utf8') : args.prompt!;
+    const progress = createProgress('loading', 1);
+    const model = await loadModel(args.model, {
+      contextLength: numberOption(args.ctx, '--ctx', { integer: true, min: 1 }),
+      threads: numberOption(args.threads, '--threads', { integer: true, min: 1 }),
+      onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
+    });
+    progress.done();
+    try {
+      const it = model.generate(prompt, {
+        maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
+        temperature: numberOption(args.temp, '--temp', { min: 0 }),
+        topK: numberOption(args['top-k'], '--top-k', { integer: true, min: 0 }),
+        topP: numberOption(args['top-p'], '--top-p', { min: 0, max: 1 }),
+        minP: numberOption(args['min-p'], '--min-p', { min: 0, max: 1 }),
+        repeatPenalty: numberOption(args['repeat-penalty'], '--repeat-penalty', { min: 0 }),
+        penaltyLastN: numberOption(args['repeat-last-n'], '--repeat-last-n', { integer: true, min: 0 }),
+        seed: numberOption(args.seed, '--seed', { integer: true }),
+        stop: args.stop,
+        parseSpecial: args.special ?? false,
+      });
+      for (;;) {
+        const r = await it.next();
+        if (r.done) {
+          const s = r.value.stats;
+          process.stdout.write('\n');
+          process.stderr.write(
+            `\nprompt: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tokens/s | ` +
+              `generated: ${s.generatedTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s | ` +
+              `stop: ${s.stopReason} | kernels: ${model.kernelVariant}\n`,
+          );
+          break;
+        }
+        if (r.value.text) process.stdout.write(r.value.text);
+      }
+    } finally {
+      await model.close();
+    }
+    return 0;
+  } catch (e) {
+    process.stderr.write(`pocketllm: ${describeError(e)}\n`);
+    return e instanceof CliUsageError ? 2 : 1;
+  }
+}

@@ -1,0 +1,190 @@
+// The llama / qwen2 transformer graph: embeddings, then per layer RMSNorm → q/k/v (+bias for qwen2) →
+// RoPE → causal grouped-query attention over the KV cache → output projection → residual, RMSNorm →
+// SwiGLU FFN → residual; final RMSNorm and the output projection to logits. A batch of tokens goes
+// through as matrices (prefill); one token is the same path with nTok = 1 (decode).
+import { GGMLType, rowBytes } from '../quant/formats.js';
+import type { KernelExports } from '../runtime/kernel-exports.js';
+import { matmulKernelFor } from '../runtime/kernel-table.js';
+import type { Arena } from '../runtime/memory.js';
+import type { HParams } from './hparams.js';
+import type { KVCache } from './kv-cache.js';
+import type { MatrixWeight, ModelWeights } from './weights.js';
+
+/** Activation formats a matmul input may need converting to (F32 inputs are used as they are). */
+const ACTIVATION_FORMATS = [GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q8_1, GGMLType.Q8_K] as const;
+
+/** Scratch buffers of one forward pass, sized for `maxBatch` tokens. All pointers into wasm memory. */
+export interface RunState {
+  readonly maxBatch: number;
+  readonly x: number; // residual stream (maxBatch, embd) f32
+  readonly xNorm: number; // normed input of a sublayer (maxBatch, max(embd, qDim)) f32
+  readonly q: number; // queries (maxBatch, nHead*headDim) f32
+  readonly attnOut: number; // attention output (maxBatch, nHead*headDim) f32
+  readonly branch: number; // sublayer output before the residual add (maxBatch, embd) f32
+  readonly gate: number; // (maxBatch, ffn) f32
+  readonly up: number; // (maxBatch, ffn) f32
+  readonly positions: number; // (maxBatch) i32
+  readonly attnScratch: number; // f32 workspace of the attention kernel
+  /** Converted activations per format, each (maxBatch, widest row) in that format. */
+  readonly activations: ReadonlyMap<GGMLType, number>;
+  readonly logits: number; // (logitRows, vocab) f32
+  readonly logitRows: number;
+}
+
+export function createRunState(arena: Arena, hp: HParams, maxBatch: number, contextLength: number): RunState {
+  const embd = hp.embeddingLength;
+  const qDim = hp.headCount * hp.headDim;
+  const ffn = hp.feedForwardLength;
+  const widest = Math.max(embd, qDim, ffn);
+  const f32 = (n: number) => arena.alloc('scratch', n * 4);
+  const activations = new Map<GGMLType, number>();
+  for (const fmt of ACTIVATION_FORMATS) {
+    // Every activation format takes at most 36 bytes per 32 values (Q8_1), i.e. < 1.2 bytes/value,
+    // except F16/BF16 at 2 bytes/value; round widths up to a whole 256-block.
+    const padded = Math.ceil(widest / 256) * 256;
+    activations.set(fmt, arena.alloc('scratch', maxBatch * padded * 2 + 64));
+  }
+  const logitRows = Math.max(1, Math.min(maxBatch, Math.floor((16 << 20) / (hp.vocabSize * 4))));
+  return {
+    maxBatch,
+    x: f32(maxBatch * embd),
+    xNorm: f32(maxBatch * Math.max(embd, qDim)),
+    q: f32(maxBatch * qDim),
+    attnOut: f32(maxBatch * qDim),
+    branch: f32(maxBatch * embd),
+    gate: f32(maxBatch * ffn),
+    up: f32(maxBatch * ffn),
+    positions: arena.alloc('scratch', maxBatch * 4),
+    attnScratch: f32(hp.headCount * (contextLength + 16)),
+    activations,
+    logits: f32(logitRows * hp.vocabSize),
+    logitRows,
+  };
+}
+
+export type LogitsWanted = 'none' | 'last' | 'all';
+
+export class Transformer {
+  private readonly qDim: number;
+  private readonly kvDim: number;
+  private readonly attnScale: number;
+
+  constructor(
+    readonly hp: HParams,
+    readonly weights: ModelWeights,
+    readonly kernels: KernelExports,
+    readonly arena: Arena,
+    readonly kv: KVCache,
+    readonly state: RunState,
+  ) {
+    this.qDim = hp.headCount * hp.headDim;
+    this.kvDim = hp.headCountKV * hp.headDim;
+    this.attnScale = 1 / Math.sqrt(hp.headDim);
+  }
+
+  /**
+   * Runs `tokens` at positions kv.length, kv.length+1, ... appending them to the KV cache. Returns
+   * the logits of the last token ('last', vocab floats), of every token ('all', tokens×vocab), or none.
+   */
+  forward(tokens: readonly number[], want: LogitsWanted): Float32Array | undefined {
+    this.kv.checkRoom(tokens.length);
+    const vocab = this.hp.vocabSize;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`token id ${t} is outside the vocabulary of ${vocab}`);
+    }
+    const all = want === 'all' ? new Float32Array(tokens.length * vocab) : undefined;
+    let last: Float32Array | undefined;
+    for (let start = 0; start < tokens.length; start += this.state.maxBatch) {
+      const chunk = tokens.slice(start, start + this.state.maxBatch);
+      const isLastChunk = start + chunk.length === tokens.length;
+      this.forwardChunk(chunk);
+      if (want === 'all') this.projectLogits(0, chunk.length, all!, start * vocab);
+      else if (want === 'last' && isLastChunk) {
+        last = new Float32Array(vocab);
+        this.projectLogits(chunk.length - 1, 1, last, 0);
+      }
+    }
+    return all ?? last;
+  }
+
+  /** One batch of at most maxBatch tokens through every layer; leaves the residual stream in state.x. */
+  private forwardChunk(tokens: readonly number[]): void {
+    const { hp, kernels: k, state: s, weights: w, kv } = this;
+    const n = tokens.length;
+    const embd = hp.embeddingLength;
+    const pos0 = kv.length;
+
+    const emb = w.tokenEmbd;
+    for (let t = 0; t < n; t++) {
+      k.dequantizeRow(emb.type, emb.ptr + tokens[t]! * emb.rowBytes, s.x + t * embd * 4, embd);
+    }
+    const positions = this.arena.i32(s.positions, n);
+    for (let t = 0; t < n; t++) positions[t] = pos0 + t;
+    const freqFactors = w.ropeFreqFactors?.ptr ?? 0;
+
+    for (let l = 0; l < w.layers.length; l++) {
+      const L = w.layers[l]!;
+      const kCache = kv.keys[l]! + pos0 * this.kvDim * 4;
+      const vCache = kv.values[l]! + pos0 * this.kvDim * 4;
+
+      // Attention: the new keys and values are written straight into their cache rows.
+      k.rmsNorm(s.x, L.attnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
+      this.matmuls(s.xNorm, n, [[L.attnQ, s.q], [L.attnK, kCache], [L.attnV, vCache]]);
+      if (L.attnQBias) k.addBias(s.q, L.attnQBias.ptr, this.qDim, n);
+      if (L.attnKBias) k.addBias(kCache, L.attnKBias.ptr, this.kvDim, n);
+      if (L.attnVBias) k.addBias(vCache, L.attnVBias.ptr, this.kvDim, n);
+      const rope = hp.ropeStyle === 'neox' ? k.ropeNeox : k.ropeNorm;
+      rope(s.q, n, hp.headCount, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
+      rope(kCache, n, hp.headCountKV, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
+      k.attention(s.q, kv.keys[l]!, kv.values[l]!, s.attnOut, n, hp.headCount, hp.headCountKV, hp.headDim, this.kvDim, pos0, this.attnScale, s.attnScratch, 0, hp.headCount);
+      this.matmuls(s.attnOut, n, [[L.attnOutput, s.branch]]);
+      k.addRows(s.x, s.branch, n * embd);
+
+      // Feed-forward: down(silu(gate(x)) * up(x)).
+      k.rmsNorm(s.x, L.ffnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
+      this.matmuls(s.xNorm, n, [[L.ffnGate, s.gate], [L.ffnUp, s.up]]);
+      k.siluMul(s.gate, s.up, s.gate, n * hp.feedForwardLength);
+      this.matmuls(s.gate, n, [[L.ffnDown, s.branch]]);
+      k.addRows(s.x, s.branch, n * embd);
+    }
+    for (const t of tokens) kv.tokens.push(t);
+  }
+
+  /** Final norm and output projection of rows [first, first+count) of the last chunk into `dst`. */
+  private projectLogits(first: number, count: number, dst: Float32Array, dstOffset: number): void {
+    const { hp, kernels: k, state: s, weights: w } = this;
+    const embd = hp.embeddingLength;
+    const vocab = hp.vocabSize;
+    for (let r = 0; r < count; r += s.logitRows) {
+      const rows = Math.min(s.logitRows, count - r);
+      k.rmsNorm(s.x + (first + r) * embd * 4, w.outputNorm.ptr, s.xNorm, embd, rows, hp.rmsNormEps);
+      this.matmuls(s.xNorm, rows, [[w.output, s.logits]]);
+      dst.set(this.arena.f32(s.logits, rows * vocab), dstOffset + r * vocab);
+    }
+  }
+
+  /**
+   * For each [w, out]: out (nTok, w.rows) = input (nTok, w.cols) · wᵀ. The input is converted to each
+   * activation format the weights need once, and that conversion is shared (q/k/v; gate/up).
+   */
+  private matmuls(input: number, nTok: number, jobs: readonly (readonly [MatrixWeight, number])[]): void {
+    const converted = new Set<GGMLType>();
+    for (const [w, out] of jobs) {
+      const kernel = matmulKernelFor(w.type);
+      let x = input;
+      if (kernel.activationType !== GGMLType.F32) {
+        x = this.state.activations.get(kernel.activationType)!;
+        if (!converted.has(kernel.activationType)) {
+          kernel.convert(this.kernels)(input, x, w.cols, nTok);
+          converted.add(kernel.activationType);
+        }
+      }
+      kernel.matmul(this.kernels)(w.ptr, x, out, w.cols, w.rows, nTok, 0, w.rows);
+    }
+  }
+}
+
+/** Bytes of one converted activation row (exported for the parallel executor and tests). */
+export function activationRowBytes(type: GGMLType, cols: number): number {
+  return type === GGMLType.F32 ? cols * 4 : rowBytes(type, cols);
+}

@@ -1,0 +1,72 @@
+// The one dispatch table from a weight type to its kernels: the activation format its dot product
+// takes (llama.cpp's vec_dot_type), the export that converts f32 activations to that format, and the
+// matmul export. The model graph looks kernels up here and nowhere else.
+import { GGMLType, TYPE_TRAITS } from '../quant/formats.js';
+import type { KernelExports, MatmulKernel, RowConverter } from './kernel-exports.js';
+
+type ConverterName = 'quantizeRowsQ8_0' | 'quantizeRowsQ8_1' | 'quantizeRowsQ8_K' | 'convertRowsF16' | 'convertRowsBF16';
+type MatmulName =
+  | 'matmulF32' | 'matmulF16' | 'matmulBF16' | 'matmulQ4_0' | 'matmulQ4_1' | 'matmulQ5_0' | 'matmulQ5_1'
+  | 'matmulQ8_0' | 'matmulQ2_K' | 'matmulQ3_K' | 'matmulQ4_K' | 'matmulQ5_K' | 'matmulQ6_K';
+
+export interface MatmulEntry {
+  readonly type: GGMLType;
+  /** Format the activations must be in (F32: raw f32 rows, no conversion). */
+  readonly activationType: GGMLType;
+  /** Export converting f32 rows to activationType; null for F32. */
+  readonly converterName: ConverterName | null;
+  readonly matmulName: MatmulName;
+  /** The converter bound to an instance's exports (throws for F32, which needs none). */
+  convert(k: KernelExports): RowConverter;
+  /** The matmul bound to an instance's exports. */
+  matmul(k: KernelExports): MatmulKernel;
+}
+
+function entry(type: GGMLType, activationType: GGMLType, converterName: ConverterName | null, matmulName: MatmulName): MatmulEntry {
+  return {
+    type,
+    activationType,
+    converterName,
+    matmulName,
+    convert(k: KernelExports): RowConverter {
+      if (!converterName) throw new Error(`${GGMLType[type]} weights take f32 activation rows as they are; there is no converter`);
+      return k[converterName];
+    },
+    matmul: (k: KernelExports): MatmulKernel => k[matmulName],
+  };
+}
+
+/** Every weight type the kernels can multiply with, keyed by type id. */
+export const MATMUL_TABLE: ReadonlyMap<GGMLType, MatmulEntry> = new Map(
+  [
+    entry(GGMLType.F32, GGMLType.F32, null, 'matmulF32'),
+    entry(GGMLType.F16, GGMLType.F16, 'convertRowsF16', 'matmulF16'),
+    entry(GGMLType.BF16, GGMLType.BF16, 'convertRowsBF16', 'matmulBF16'),
+    entry(GGMLType.Q4_0, GGMLType.Q8_0, 'quantizeRowsQ8_0', 'matmulQ4_0'),
+    entry(GGMLType.Q4_1, GGMLType.Q8_1, 'quantizeRowsQ8_1', 'matmulQ4_1'),
+    entry(GGMLType.Q5_0, GGMLType.Q8_0, 'quantizeRowsQ8_0', 'matmulQ5_0'),
+    entry(GGMLType.Q5_1, GGMLType.Q8_1, 'quantizeRowsQ8_1', 'matmulQ5_1'),
+    entry(GGMLType.Q8_0, GGMLType.Q8_0, 'quantizeRowsQ8_0', 'matmulQ8_0'),
+    entry(GGMLType.Q2_K, GGMLType.Q8_K, 'quantizeRowsQ8_K', 'matmulQ2_K'),
+    entry(GGMLType.Q3_K, GGMLType.Q8_K, 'quantizeRowsQ8_K', 'matmulQ3_K'),
+    entry(GGMLType.Q4_K, GGMLType.Q8_K, 'quantizeRowsQ8_K', 'matmulQ4_K'),
+    entry(GGMLType.Q5_K, GGMLType.Q8_K, 'quantizeRowsQ8_K', 'matmulQ5_K'),
+    entry(GGMLType.Q6_K, GGMLType.Q8_K, 'quantizeRowsQ8_K', 'matmulQ6_K'),
+  ].map((e) => [e.type, e]),
+);
+
+export class UnsupportedWeightTypeError extends Error {
+  constructor(type: number) {
+    const name = TYPE_TRAITS.get(type)?.name ?? `unknown type id ${type}`;
+    const known = [...MATMUL_TABLE.keys()].map((t) => GGMLType[t]).join(', ');
+    super(`no matmul kernel for weight type ${name}; supported: ${known}`);
+    this.name = 'UnsupportedWeightTypeError';
+  }
+}
+
+/** The table entry of a weight type; throws UnsupportedWeightTypeError naming the type otherwise. */
+export function matmulKernelFor(type: GGMLType): MatmulEntry {
+  const e = MATMUL_TABLE.get(type);
+  if (!e) throw new UnsupportedWeightTypeError(type);
+  return e;
+}
