@@ -11,3 +11,7 @@ export { openFileStorage } from './storage/node.js';
 export { memoryStorage } from './storage/memory.js';
 export type { Tokenizer, EncodeOptions } from './tokenizer/tokenizer.js';
 export type { HParams } from './model/hparams.js';
+export { ChatSession } from './engine/chat.js';
+export type { ChatOptions, ChatGenerateOptions } from './engine/chat.js';
+export { ChatTemplate, ChatTemplateError } from './tokenizer/chat-template.js';
+export type { ChatMessage, ChatTemplateOptions, ChatTemplateRenderOptions } from './tokenizer/chat-template.js';

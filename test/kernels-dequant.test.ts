@@ -3,7 +3,8 @@
 // original within each format's quantization error.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readGGUFBytes, type GGUFFile } from '../src/gguf/reader.js';
+import { readGGUFBytes } from '../src/gguf/reader.js';
+import type { GGUFFile } from '../src/gguf/types.js';
 import { GGMLType, TYPE_TRAITS } from '../src/quant/formats.js';
 import { dequantizeRow as tsDequantizeRow } from '../src/quant/dequantize.js';
 import { fromF16Bits, kernelBench, prng, randomWeights } from './kernels-harness.js';

@@ -1,8 +1,11 @@
 // Synthetic models (src/synth): the planned tensors and metadata of every shape against real files
 // and published facts, determinism of the written bytes, the statistics of the random weights through
 // the reference dequantizer, and vocabulary padding.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { synthCommand } from '../src/cli/synth.js';
 import { readGGUF, readGGUFBytes } from '../src/gguf/reader.js';
 import { metaNumberArray, metaStringArray } from '../src/gguf/metadata.js';
 import { buildGGUFHeader, memorySink } from '../src/gguf/writer.js';
@@ -19,6 +22,7 @@ import { SHAPES, findShape, shapeHParams, shapeParameterCount } from '../src/syn
 import type { ModelShape } from '../src/synth/shapes.js';
 import { planSynth, synthTensors, writeSynth } from '../src/synth/synth.js';
 import type { SynthPlan } from '../src/synth/synth.js';
+import { loadLenmlVocab } from '../src/synth/vocab-hf.js';
 import { minimalSpmVocab, padVocab, vocabFromGGUF } from '../src/synth/vocab.js';
 import { MODELS } from './support/golden.js';
 
@@ -188,3 +192,225 @@ async function readPlannedHeader(p: SynthPlan): Promise<GGUFFile> {
   };
   return readGGUF(storage);
 }
+
+describe('synth writes deterministic, readable files', () => {
+  const cases: [string, string, 'auto' | 'direct'][] = [
+    ['tiny-llama', 'f32', 'auto'],
+    ['tiny-llama', 'q8_0', 'auto'],
+    ['tiny-llama', 'q4_0', 'auto'],
+    ['tiny-llama', 'q4_k_m', 'direct'],
+    ['tiny-qwen2', 'f32', 'auto'],
+    ['tiny-qwen2', 'q8_0', 'auto'],
+    ['tiny-qwen2', 'q4_0', 'auto'],
+    ['tiny-qwen2', 'q6_k', 'direct'],
+  ];
+  for (const [name, type, weights] of cases) {
+    it(`${name} ${type} (${weights}): same seed same bytes, other seed other bytes`, async () => {
+      const a = await writeToMemory(plan(name, type, 7, weights));
+      const b = await writeToMemory(plan(name, type, 7, weights));
+      const c = await writeToMemory(plan(name, type, 8, weights));
+      expect(Buffer.compare(a, b)).toBe(0);
+      expect(a.length).toBe(c.length);
+      expect(Buffer.compare(a, c)).not.toBe(0);
+      const p = plan(name, type, 7, weights);
+      expect(a.length).toBe(p.fileBytes);
+      const file = readGGUFBytes(a);
+      expect(file.tensors.map((t) => [t.name, [...t.shape], t.type])).toEqual(p.tensors.map((t) => [t.name, [...t.shape], t.type]));
+      // Every matrix of the tiny shapes fits every type, so nothing falls back except llama.cpp's
+      // output rule (Q6_K for the output matrix, kept at Q8_0 for a Q8_0 file).
+      const matrices = p.tensors.filter((t) => t.shape.length === 2);
+      const defaultType = parseFileType(type)!.defaultType;
+      for (const t of matrices) {
+        const isOutput = t.name === 'output.weight' || (t.name === 'token_embd.weight' && shape(name).tiedEmbeddings);
+        const expected = isOutput && defaultType !== GGMLType.F32 && defaultType !== GGMLType.Q8_0 ? GGMLType.Q6_K : defaultType;
+        if (type !== 'q4_k_m') expect([t.name, typeName(t.type)]).toEqual([t.name, typeName(expected)]);
+      }
+      weightStatistics(file, a);
+    });
+  }
+
+  it('reference-quantized k-quant weights decode to the intended spread', async () => {
+    const p = plan('tiny-qwen2', 'q4_k_m', 3, 'reference');
+    expect(p.weights).toBe('reference');
+    const bytes = await writeToMemory(p);
+    weightStatistics(readGGUFBytes(bytes), bytes);
+  });
+
+  it('writes llama-3.2-1b rope_freqs.weight as llama.cpp converter factors', async () => {
+    const p = plan('llama-3.2-1b', 'q4_0');
+    const t = synthTensors(p).find((x) => x.name === 'rope_freqs.weight')!;
+    const chunks = [...(t.data() as Iterable<Uint8Array>)];
+    const f = new Float32Array(Uint8Array.from(chunks.flatMap((c) => [...c])).buffer);
+    expect(f.length).toBe(32);
+    // Llama 3 scaling with factor 32, low 1, high 4, original 8192, base 500000, 64 rope dims:
+    // the fastest rotations are kept (1), the slowest slowed by the factor (32).
+    expect(f[0]).toBe(1);
+    expect(f[31]).toBe(32);
+    expect([...f].every((x, i) => i === 0 || x >= f[i - 1]!)).toBe(true);
+  });
+});
+
+/** Dequantizes every tensor with the reference dequantizer and checks its mean and spread. */
+function weightStatistics(file: GGUFFile, bytes: Uint8Array): void {
+  for (const t of file.tensors) {
+    const w = dequantizeRow(t.type, bytes.subarray(t.offset, t.offset + t.byteSize), t.elementCount);
+    let sum = 0;
+    let sq = 0;
+    let nonFinite = 0;
+    for (const x of w) {
+      if (!Number.isFinite(x)) nonFinite++;
+      sum += x;
+      sq += x * x;
+    }
+    expect(nonFinite, t.name).toBe(0);
+    const mean = sum / w.length;
+    const std = Math.sqrt(sq / w.length - mean * mean);
+    if (t.name.endsWith('_norm.weight')) {
+      expect(Math.abs(mean - 1), t.name).toBeLessThan(0.02);
+    } else if (t.name.endsWith('.bias')) {
+      expect(std, t.name).toBeGreaterThan(0.01);
+      expect(std, t.name).toBeLessThan(0.03);
+    } else {
+      expect(Math.abs(mean), t.name).toBeLessThan(0.002);
+      expect(std, `${t.name} ${typeName(t.type)}`).toBeGreaterThan(0.016);
+      expect(std, `${t.name} ${typeName(t.type)}`).toBeLessThan(0.024);
+    }
+  }
+}
+
+describe('directly drawn blocks', () => {
+  for (const type of DIRECT_BLOCK_TYPES) {
+    it(`${typeName(type)} blocks decode to zero mean and the asked spread`, () => {
+      const traits = TYPE_TRAITS.get(type)!;
+      const nBlocks = 4096 / traits.blockSize * 8;
+      const bytes = new Uint8Array(nBlocks * traits.blockBytes);
+      fillRandomBlocks(type, new Rng(5, 1), bytes, 0.02);
+      const w = dequantizeRow(type, bytes, nBlocks * traits.blockSize);
+      const mean = w.reduce((a, x) => a + x, 0) / w.length;
+      const std = Math.sqrt(w.reduce((a, x) => a + (x - mean) ** 2, 0) / w.length);
+      expect(Math.abs(mean)).toBeLessThan(0.001);
+      expect(std).toBeGreaterThan(0.017);
+      expect(std).toBeLessThan(0.023);
+      // Not degenerate: many distinct values.
+      expect(new Set(w).size).toBeGreaterThan(256);
+    });
+  }
+});
+
+describe('vocabulary padding', () => {
+  it('keeps the Llama 2 tokens, scores, types and special ids, and pads to the shape', async () => {
+    const source = await readShared('llama-2-tiny-random.gguf');
+    const vocab = await vocabFromGGUF(join(MODELS, 'llama-2-tiny-random.gguf'), 49152);
+    const p = planSynth({ shape: shape('smollm2-135m'), fileType: parseFileType('q8_0')!, seed: 0, vocab });
+    const file = await readPlannedHeader(p);
+    const tokens = metaStringArray(file, 'tokenizer.ggml.tokens')!;
+    const srcTokens = metaStringArray(source, 'tokenizer.ggml.tokens')!;
+    expect(srcTokens.length).toBe(32000);
+    expect(tokens.length).toBe(49152);
+    expect(tokens.slice(0, 32000)).toEqual(srcTokens);
+    expect(tokens[32000]).toBe('[PAD32000]');
+    expect(new Set(tokens).size).toBe(49152);
+    const scores = metaNumberArray(file, 'tokenizer.ggml.scores')!;
+    expect(Array.from(scores).slice(0, 32000)).toEqual(Array.from(metaNumberArray(source, 'tokenizer.ggml.scores')!));
+    const types = metaNumberArray(file, 'tokenizer.ggml.token_type')!;
+    expect(Array.from(types).slice(0, 32000)).toEqual(Array.from(metaNumberArray(source, 'tokenizer.ggml.token_type')!));
+    expect(types[49151]).toBe(5); // UNUSED, as llama.cpp's converter pads
+    for (const key of ['tokenizer.ggml.model', 'tokenizer.ggml.bos_token_id', 'tokenizer.ggml.eos_token_id', 'tokenizer.ggml.unknown_token_id']) {
+      expect(file.metadata.get(key)?.value, key).toEqual(source.metadata.get(key)?.value);
+    }
+  });
+
+  it('refuses a vocabulary larger than the shape', async () => {
+    await expect(vocabFromGGUF(join(MODELS, 'llama-2-tiny-random.gguf'), 512)).rejects.toThrow(/32000 tokens, more than the shape's vocabulary of 512/);
+  });
+
+  it('the minimal vocabulary has unk/bos/eos, the 256 byte pieces and visible filler', () => {
+    const v = minimalSpmVocab(512);
+    const tokens = v.entries.find((e) => e.key === 'tokenizer.ggml.tokens')!.value as { items: string[] };
+    expect(tokens.items.slice(0, 3)).toEqual(['<unk>', '<s>', '</s>']);
+    expect(tokens.items[3]).toBe('<0x00>');
+    expect(tokens.items[258]).toBe('<0xFF>');
+    expect(tokens.items.length).toBe(512);
+    expect(tokens.items[511]).toBe('\u2581tok511');
+    expect(new Set(tokens.items).size).toBe(512);
+    expect(() => padVocab(v.entries, 100, 'x')).toThrow(/more than the shape's vocabulary of 100/);
+  });
+});
+
+describe('pocketllm synth command', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'pocketllm-synth-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    let out = '';
+    let err = '';
+    const stdoutWrite = process.stdout.write;
+    const stderrWrite = process.stderr.write;
+    process.stdout.write = ((chunk: string | Uint8Array) => ((out += chunk.toString()), true)) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: string | Uint8Array) => ((err += chunk.toString()), true)) as typeof process.stderr.write;
+    try {
+      return { code: await synthCommand(argv), out, err };
+    } finally {
+      process.stdout.write = stdoutWrite;
+      process.stderr.write = stderrWrite;
+    }
+  }
+
+  it('writes the planned file and says which tensors fell back', async () => {
+    const out = join(tmp, 'stories-q4_0.gguf');
+    const r = await run(['--shape', 'stories260k', '--type', 'q4_0', '--seed', '3', '-o', out]);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^wrote .*stories-q4_0\.gguf: stories260k \(llama\), Q4_0, seed 3, 48 tensors/);
+    expect(r.out).toContain('note: blk.*.ffn_down.weight: 172 columns are not a multiple of Q4_0\'s block of 32: F16');
+    const bytes = readFileSync(out);
+    const p = plan('stories260k', 'q4_0', 3);
+    expect(bytes.length).toBe(p.fileBytes);
+    expect(Buffer.compare(bytes, await writeToMemory(p))).toBe(0);
+    expect(readdirSync(tmp).filter((f) => f.includes('partial'))).toEqual([]);
+  });
+
+  it('lists the shapes', async () => {
+    const r = await run(['--list']);
+    expect(r.code).toBe(0);
+    for (const name of SHAPES.keys()) expect(r.out).toContain(name);
+  });
+
+  it('bad arguments exit 2 with one line, I/O errors exit 1', async () => {
+    const o = join(tmp, 'x.gguf');
+    const bad: string[][] = [
+      ['--shape', 'gpt-5', '--type', 'q4_0', '-o', o],
+      ['--shape', 'tiny-llama', '--type', 'q9_9', '-o', o],
+      ['--shape', 'tiny-llama', '--type', 'q4_0'],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--seed', '-1'],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--seed=-1'],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--seed', '1.5'],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--vocab', 'llama2'],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--vocab-from', join(MODELS, 'llama-2-tiny-random.gguf')],
+      ['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--weights', 'fast'],
+      ['--shape', 'tiny-llama', '--bogus'],
+    ];
+    for (const argv of bad) {
+      const r = await run(argv);
+      expect([argv.join(' '), r.code]).toEqual([argv.join(' '), 2]);
+      expect(r.err.split('\n').length, r.err).toBe(2);
+    }
+    const io = await run(['--shape', 'tiny-llama', '--type', 'q4_0', '-o', join(tmp, 'no-such-dir', 'x.gguf')]);
+    expect(io.code).toBe(1);
+    expect(io.err).toMatch(/^pocketllm: .*no-such-dir.*\n$/);
+    const missingVocab = await run(['--shape', 'tiny-llama', '--type', 'q4_0', '-o', o, '--vocab-from', join(tmp, 'none.gguf')]);
+    expect(missingVocab.code).toBe(1);
+    expect(missingVocab.err).toMatch(/no such file/);
+  });
+
+  it('the Llama 3 vocabulary fills llama-3.2-1b exactly', async () => {
+    const s = shape('llama-3.2-1b');
+    const vocab = padVocab(await loadLenmlVocab('llama3'), s.vocabSize, 'llama3');
+    expect(vocab.model).toBe('gpt2');
+    expect(vocab.sourceTokenCount).toBe(128256);
+    const p = planSynth({ shape: s, fileType: parseFileType('q4_k_m')!, seed: 0, vocab });
+    const file = await readPlannedHeader(p);
+    expect(metaStringArray(file, 'tokenizer.ggml.tokens')![128000]).toBe('<|begin_of_text|>');
+    expect(readHParams(file).vocabSize).toBe(128256);
+  });
+});

@@ -179,7 +179,7 @@ export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: 
         const wb = wr + <usize>b * BYTES_Q4_0, xo = <usize>b * BYTES_Q8_0;
         const dw = loadF16(wb);
         const qs = v128.load(wb + 2);
-        const lo = centre(v128.and(qs, i8x16.splat(7)), 8), hi = centre(i8x16.shr_u(qs, 4), 8);
+        const lo = centre(v128.and(qs, i8x16.splat(15)), 8), hi = centre(i8x16.shr_u(qs, 4), 8);
         a0 = tokSym(a0, x0 + xo, lo, hi, 8, dw);
         if (nt > 1) a1 = tokSym(a1, x1 + xo, lo, hi, 8, dw);
         if (nt > 2) a2 = tokSym(a2, x2 + xo, lo, hi, 8, dw);
@@ -399,7 +399,7 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
             const s0 = q3kScale(sc, g), s1 = q3kScale(sc, g + 1);
             const hbit = (n << 2) + j;
             // quant = low 2 bits | high bit << 2, in 0..7; the weight is quant - 4
-            const q0 = v128.or(v128.and(i8x16.shr_u(qa, j << 1), i8x16.splat(3)), i8x16.shl(v128.and(i8x16.shr_u(ha, hbit), i8x16.splat(1)), 1));
+            const q0 = v128.or(v128.and(i8x16.shr_u(qa, j << 1), i8x16.splat(3)), i8x16.shl(v128.and(i8x16.shr_u(ha, hbit), i8x16.splat(1)), 2));
             const q1 = v128.or(v128.and(i8x16.shr_u(qb, j << 1), i8x16.splat(3)), i8x16.shl(v128.and(i8x16.shr_u(hb, hbit), i8x16.splat(1)), 2));
             const xq = xo + 4 + (<usize>g << 4);
             i0 = groups16(i0, x0 + xq, q0, q1, s0, s1);
@@ -550,7 +550,7 @@ export function simdMatmulQ6_K(w: usize, x: usize, out: usize, cols: i32, rows: 
         const scv = v128.load(wb + 192);
         const sLo = i16x8.extend_low_i8x16_s(scv), sHi = i16x8.extend_high_i8x16_s(scv);
         const d = loadF16(wb + 208);
-        a0 = finishOffset(a0, i0, x0 + xo, sLo, sHi, 4, d);
+        a0 = finishOffset(a0, i0, x0 + xo, sLo, sHi, 5, d);
         if (nt > 1) a1 = finishOffset(a1, i1, x1 + xo, sLo, sHi, 5, d);
         if (nt > 2) a2 = finishOffset(a2, i2, x2 + xo, sLo, sHi, 5, d);
         if (nt > 3) a3 = finishOffset(a3, i3, x3 + xo, sLo, sHi, 5, d);

@@ -1,7 +1,7 @@
 // `pocketllm info`: what a GGUF file holds — format facts, architecture and hyperparameters,
 // tokenizer and special tokens, chat template, tensors by type — as text or JSON.
 import { parseArgs } from 'node:util';
-import { metaBool, metaNumber, metaString, metaStringArray } from '../gguf/metadata.js';
+import { MetadataError, metaBool, metaNumber, metaString, metaStringArray } from '../gguf/metadata.js';
 import { readGGUF } from '../gguf/reader.js';
 import type { GGUFFile } from '../gguf/types.js';
 import { UnsupportedModelError, readHParams } from '../model/hparams.js';
@@ -69,7 +69,7 @@ export function describeModel(file: GGUFFile): ModelInfo {
   try {
     hparams = readHParams(file);
   } catch (e) {
-    if (!(e instanceof UnsupportedModelError) && !(e instanceof Error && e.name === 'MetadataError')) throw e;
+    if (!(e instanceof UnsupportedModelError) && !(e instanceof MetadataError)) throw e;
     unsupportedReason = e.message;
   }
   const tokens = metaStringArray(file, 'tokenizer.ggml.tokens') ?? [];
@@ -171,7 +171,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
   } catch (e) {
-    process.stderr.write(`pocketllm info: ${(e as Error).message}\n`);
+    process.stderr.write(`pocketllm info: ${(e as Error).message.split('\n')[0]}\n`);
     return 2;
   }
   if (parsed.values.help) {

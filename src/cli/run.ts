@@ -61,27 +61,31 @@ export async function runCommand(argv: string[]): Promise<number> {
   try {
     if (!args.model) throw new CliUsageError('missing -m model.gguf');
     if (args.prompt === undefined && args.file === undefined) throw new CliUsageError('missing -p "prompt" or -f prompt.txt');
+    // Every option is checked before the model is loaded, so a typo fails at once.
+    const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
+    const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
+    const options = {
+      maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
+      temperature: numberOption(args.temp, '--temp', { min: 0 }),
+      topK: numberOption(args['top-k'], '--top-k', { integer: true, min: 0 }),
+      topP: numberOption(args['top-p'], '--top-p', { min: 0, max: 1 }),
+      minP: numberOption(args['min-p'], '--min-p', { min: 0, max: 1 }),
+      repeatPenalty: numberOption(args['repeat-penalty'], '--repeat-penalty', { min: 0 }),
+      penaltyLastN: numberOption(args['repeat-last-n'], '--repeat-last-n', { integer: true, min: 0 }),
+      seed: numberOption(args.seed, '--seed', { integer: true }),
+      stop: args.stop,
+      parseSpecial: args.special ?? false,
+    };
     const prompt = args.file !== undefined ? await readFile(args.file, 'utf8') : args.prompt!;
     const progress = createProgress('loading', 1);
     const model = await loadModel(args.model, {
-      contextLength: numberOption(args.ctx, '--ctx', { integer: true, min: 1 }),
-      threads: numberOption(args.threads, '--threads', { integer: true, min: 1 }),
+      contextLength,
+      threads,
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();
     try {
-      const it = model.generate(prompt, {
-        maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
-        temperature: numberOption(args.temp, '--temp', { min: 0 }),
-        topK: numberOption(args['top-k'], '--top-k', { integer: true, min: 0 }),
-        topP: numberOption(args['top-p'], '--top-p', { min: 0, max: 1 }),
-        minP: numberOption(args['min-p'], '--min-p', { min: 0, max: 1 }),
-        repeatPenalty: numberOption(args['repeat-penalty'], '--repeat-penalty', { min: 0 }),
-        penaltyLastN: numberOption(args['repeat-last-n'], '--repeat-last-n', { integer: true, min: 0 }),
-        seed: numberOption(args.seed, '--seed', { integer: true }),
-        stop: args.stop,
-        parseSpecial: args.special ?? false,
-      });
+      const it = model.generate(prompt, options);
       for (;;) {
         const r = await it.next();
         if (r.done) {

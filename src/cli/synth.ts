@@ -53,7 +53,7 @@ export async function synthCommand(argv: string[]): Promise<number> {
       allowPositionals: false,
     }).values;
   } catch (e) {
-    process.stderr.write(`pocketllm synth: ${(e as Error).message}\n`);
+    process.stderr.write(`pocketllm synth: ${(e as Error).message.split('\n')[0]}\n`);
     return 2;
   }
   if (args.help) {

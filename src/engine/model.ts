@@ -16,8 +16,12 @@ import { Sampler } from '../sampler/sampler.js';
 import type { SamplerOptions } from '../sampler/sampler.js';
 import { openFileStorage } from '../storage/node.js';
 import type { Storage } from '../storage/storage.js';
+import { chatTemplateFor } from '../tokenizer/chat-template.js';
+import type { ChatTemplate } from '../tokenizer/chat-template.js';
 import { createTokenizer } from '../tokenizer/index.js';
 import type { EncodeOptions, Tokenizer } from '../tokenizer/tokenizer.js';
+import { ChatSession } from './chat.js';
+import type { ChatOptions } from './chat.js';
 import { StopStringMatcher } from './stop-strings.js';
 
 export interface LoadProgressEvent {
@@ -94,6 +98,8 @@ function yieldToEventLoop(): Promise<void> {
 export class Model {
   private closed = false;
   private busy = false;
+  /** The file's chat template, parsed on first use. */
+  private fileChatTemplate: ChatTemplate | undefined;
   /** Statistics of the most recent generate() run. */
   lastStats: GenerationStats | undefined;
 
@@ -252,6 +258,26 @@ export class Model {
       const r = await it.next();
       if (r.done) return r.value;
     }
+  }
+
+  /**
+   * The chat template of this model (tokenizer.chat_template, parsed once), or `override` parsed.
+   * Throws ChatTemplateError when the file has none and no override is given.
+   */
+  chatTemplate(override?: string): ChatTemplate {
+    if (override !== undefined) return chatTemplateFor(this.file, this.tokenizer, override);
+    this.fileChatTemplate ??= chatTemplateFor(this.file, this.tokenizer);
+    return this.fileChatTemplate;
+  }
+
+  /**
+   * Starts a conversation: `system` opens it, `template` replaces the file's chat template, and the
+   * other options are the generation defaults of every reply. Turns reuse the KV cache of the
+   * conversation so far.
+   */
+  chat(options: ChatOptions = {}): ChatSession {
+    this.checkUsable();
+    return new ChatSession(this, this.chatTemplate(options.template), options);
   }
 
   /** Releases the file handle; the model cannot be used afterwards. */

@@ -18,7 +18,7 @@ function hashString(s: string): number {
 }
 
 const INV_2_32 = 1 / 4294967296;
-/** Scales a signed 32-bit integer into (-1, 1]. */
+/** Scales a signed 32-bit integer into [-1, 1). */
 const INV_2_31 = 1 / 2147483648;
 
 /** xoshiro128**: 128 bits of state, period 2^128 - 1, fast in 32-bit JavaScript arithmetic. */
@@ -67,7 +67,7 @@ export class Rng {
     return this.nextU32() * INV_2_32;
   }
 
-  /** Uniform integer in [0, n) for n up to 2^32 (tiny modulo bias is irrelevant here). */
+  /** Uniform integer in [0, n) for n up to 2^32 (a scaled uniform; its tiny bias is irrelevant here). */
   nextInt(n: number): number {
     return Math.floor(this.nextFloat() * n);
   }

@@ -36,6 +36,7 @@ export interface ModelShape {
 const SHAPE_LIST: readonly ModelShape[] = [
   {
     // Every matrix row is 256 or 512 wide, so all types, k-quants included, apply without fallback.
+    // 1.4M weights: 5.8 MB at F32, about 0.9 MB at Q4_K_M.
     name: 'tiny-llama',
     architecture: 'llama',
     displayName: 'tiny-llama (synthetic)',
