@@ -53,3 +53,61 @@
   const mask = i8x16(1, 2, 4, 8, 16, 32, 64, -128, 1, 2, 4, 8, 16, 32, 64, -128);
   return v128.and(i8x16.eq(v128.and(spread, mask), mask), i8x16.splat(0x10));
 }
+
+// ---- llama.cpp's x86 accumulation order (see simd/matmul.ts, "x86 order") ----
+
+/** The 16 int8 values at p as two i16x8: even-numbered elements (0, 2, .., 14) and odd ones. */
+// @ts-ignore: decorator
+@inline export function evenI16(v: v128): v128 {
+  return i16x8.shr_s(i16x8.shl(v, 8), 8);
+}
+// @ts-ignore: decorator
+@inline export function oddI16(v: v128): v128 {
+  return i16x8.shr_s(v, 8);
+}
+
+/**
+ * i32x4 whose lane i is the exact sum of x[j] * w[j] over j = 4i..4i+3 (x: 16 int8 at xp; w given by
+ * its even and odd elements as i16x8): the lane grouping of x86's maddubs+madd / dpbusd, which is what
+ * llama.cpp's 8-lane float accumulators see.
+ */
+// @ts-ignore: decorator
+@inline export function quadSums(xp: usize, wEven: v128, wOdd: v128): v128 {
+  const xv = v128.load(xp);
+  return i32x4.add(i32x4.dot_i16x8_s(evenI16(xv), wEven), i32x4.dot_i16x8_s(oddI16(xv), wOdd));
+}
+
+/** Each f64 lane rounded to the nearest f32 (kept in f64 form). */
+// @ts-ignore: decorator
+@inline export function roundToF32(v: v128): v128 {
+  return f64x2.promote_low_f32x4(f32x4.demote_f64x2_zero(v));
+}
+
+/**
+ * acc + q * d for two lanes, rounded once to f32: an x86 fused multiply-add of f32 operands. q are
+ * integers below 2^24 (lanes 0 and 1 of an i32x4, or 2 and 3 when `high`), d an f64x2 splat of an f32,
+ * acc two f32 values in f64 form; q * d is exact in f64, so only the final rounding remains.
+ */
+// @ts-ignore: decorator
+@inline export function fmaLanes(acc: v128, q: v128, high: bool, d: v128): v128 {
+  const qq = high ? i32x4.shuffle(q, q, 2, 3, 2, 3) : q;
+  return roundToF32(f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(qq), d), acc));
+}
+
+/** Two f64x2 holding f32 values (lanes 0,1 and 2,3) back into one f32x4. */
+// @ts-ignore: decorator
+@inline export function joinF32(lo: v128, hi: v128): v128 {
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/** (v0 + v2) + (v1 + v3): the last steps of x86's hsum_float_8 and _mm512_reduce_add_ps. */
+// @ts-ignore: decorator
+@inline export function hsumX86(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 2)) + (f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 3));
+}
+
+/** llama.cpp's hsum_float_8 of eight f32 lanes given as four f64x2 (lanes 0-1, 2-3, 4-5, 6-7). */
+// @ts-ignore: decorator
+@inline export function hsum8(a01: v128, a23: v128, a45: v128, a67: v128): f32 {
+  return hsumX86(f32x4.add(joinF32(a01, a23), joinF32(a45, a67)));
+}

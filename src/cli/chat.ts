@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { ChatSession } from '../engine/chat.js';
 import { loadModel } from '../engine/model.js';
 import type { Model } from '../engine/model.js';
+import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
 import { createProgress } from './progress.js';
 
@@ -123,6 +124,9 @@ export async function chatCommand(argv: string[]): Promise<number> {
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();
+    if (template === undefined && !model.file.metadata.has(CHAT_TEMPLATE_KEY)) {
+      throw new Error(`${args.model} has no chat template (metadata "${CHAT_TEMPLATE_KEY}"); give one with --template FILE (a Jinja chat template)`);
+    }
     const chat = model.chat({ system: args.system, template, ...replyOptions });
     return await converse(chat, model);
   } catch (e) {

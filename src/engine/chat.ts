@@ -9,7 +9,7 @@
 // keeps the ids as they were prefilled and sampled, and asks the template only for what follows the
 // last reply: the conversation is rendered with that reply replaced by a marker, and the text after
 // the marker (end-of-turn tokens, the new user message, the assistant header) is tokenized and
-// appended. This is what llama.cpp's interactive chat does too. The price: the model keeps seeing its
+// appended, as llama.cpp's interactive chat mode does. The price: the model keeps seeing its
 // replies exactly as written, including anything a template would strip from later turns.
 import type { ChatMessage, ChatTemplate, ChatTemplateRenderOptions } from '../tokenizer/chat-template.js';
 import type { Completion, GeneratedPiece, GenerateOptions, Model } from './model.js';
@@ -79,7 +79,8 @@ export class ChatSession {
    * Sends a user message and streams the reply (the same pieces and final Completion as
    * Model.generate). The turn enters the history when the reply ends; a reply aborted through
    * `signal` or left early is kept as far as it went, and any other failure leaves the history as it
-   * was.
+   * was. The reply's tokens stay in the conversation as generated (a stop string that ended it
+   * included), since that is what the model has seen.
    */
   async *send(text: string, options: ChatGenerateOptions = {}): AsyncGenerator<GeneratedPiece, Completion> {
     if (typeof text !== 'string') throw new TypeError('send() needs the user message as a string');

@@ -19,6 +19,7 @@ import type { EncodeOptions, StreamingDecoder, Tokenizer } from './tokenizer.js'
 import { Utf8StreamDecoder } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
+import { MergeHeap } from './merge-heap.js';
 
 const utf8Encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -206,7 +207,7 @@ export class BpeTokenizer implements Tokenizer {
       next[i] = i + 1 < count ? i + 1 : -1;
     }
 
-    const heap = new RankHeap(count);
+    const heap = new MergeHeap(count);
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
       const a = start[left]!;
@@ -311,96 +312,4 @@ function toByteLevel(word: string): string {
   return out;
 }
 
-/**
- * Binary min-heap of candidate merges ordered by rank, ties to the leftmost pair, in parallel typed
- * arrays so that a long word does not allocate an object per candidate.
- */
-class RankHeap {
-  size = 0;
-  private rank: Int32Array;
-  private left: Int32Array;
-  private right: Int32Array;
-  private pairSize: Int32Array;
 
-  constructor(capacity: number) {
-    const c = Math.max(16, capacity);
-    this.rank = new Int32Array(c);
-    this.left = new Int32Array(c);
-    this.right = new Int32Array(c);
-    this.pairSize = new Int32Array(c);
-  }
-
-  topLeft(): number {
-    return this.left[0]!;
-  }
-  topRight(): number {
-    return this.right[0]!;
-  }
-  topSize(): number {
-    return this.pairSize[0]!;
-  }
-
-  push(rank: number, left: number, right: number, size: number): void {
-    if (this.size === this.rank.length) this.grow();
-    let i = this.size++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(rank, left, this.rank[p]!, this.left[p]!)) break;
-      this.move(p, i);
-      i = p;
-    }
-    this.set(i, rank, left, right, size);
-  }
-
-  pop(): void {
-    const last = --this.size;
-    if (last === 0) return;
-    const r0 = this.rank[last]!;
-    const l0 = this.left[last]!;
-    const rt = this.right[last]!;
-    const z = this.pairSize[last]!;
-    let i = 0;
-    for (;;) {
-      const a = 2 * i + 1;
-      if (a >= last) break;
-      const b = a + 1;
-      const c = b < last && before(this.rank[b]!, this.left[b]!, this.rank[a]!, this.left[a]!) ? b : a;
-      if (!before(this.rank[c]!, this.left[c]!, r0, l0)) break;
-      this.move(c, i);
-      i = c;
-    }
-    this.set(i, r0, l0, rt, z);
-  }
-
-  private move(from: number, to: number): void {
-    this.rank[to] = this.rank[from]!;
-    this.left[to] = this.left[from]!;
-    this.right[to] = this.right[from]!;
-    this.pairSize[to] = this.pairSize[from]!;
-  }
-
-  private set(i: number, rank: number, left: number, right: number, size: number): void {
-    this.rank[i] = rank;
-    this.left[i] = left;
-    this.right[i] = right;
-    this.pairSize[i] = size;
-  }
-
-  private grow(): void {
-    const c = this.rank.length * 2;
-    const grown = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(c);
-      b.set(a);
-      return b;
-    };
-    this.rank = grown(this.rank);
-    this.left = grown(this.left);
-    this.right = grown(this.right);
-    this.pairSize = grown(this.pairSize);
-  }
-}
-
-/** Whether pair (rank1, left1) merges before pair (rank2, left2): lower rank first, then leftmost. */
-function before(rank1: number, left1: number, rank2: number, left2: number): boolean {
-  return rank1 < rank2 || (rank1 === rank2 && left1 < left2);
-}

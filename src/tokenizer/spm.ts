@@ -6,6 +6,7 @@ import type { EncodeOptions, StreamingDecoder, Tokenizer } from './tokenizer.js'
 import { Utf8StreamDecoder } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
+import { MergeHeap } from './merge-heap.js';
 
 /** U+2581 LOWER ONE EIGHTH BLOCK: SentencePiece's visible stand-in for a space. */
 const SPACE_MARK = '\u2581';
@@ -254,13 +255,13 @@ export class SpmTokenizer implements Tokenizer {
     }
     if (count === 0) return;
 
-    const heap = new PairHeap(count);
+    const heap = new MergeHeap(count);
     const tryAdd = (left: number, right: number): void => {
       if (left < 0 || right < 0) return;
       const size = len[left]! + len[right]!;
       const id = this.vocab.tokenToId.get(text.slice(start[left]!, start[left]! + size));
       if (id === undefined) return;
-      heap.push(this.scores[id]!, left, right, size);
+      heap.push(-this.scores[id]!, left, right, size); // best score first
     };
     for (let i = 1; i < count; i++) tryAdd(i - 1, i);
 
@@ -307,102 +308,6 @@ export class SpmTokenizer implements Tokenizer {
   }
 }
 
-/**
- * Binary max-heap of candidate merges ordered by score, ties to the leftmost pair, in parallel typed
- * arrays so that a 100 KB text does not allocate an object per candidate.
- */
-class PairHeap {
-  size = 0;
-  private score: Float64Array;
-  private left: Int32Array;
-  private right: Int32Array;
-  private pairSize: Int32Array;
-
-  constructor(capacity: number) {
-    const c = Math.max(16, capacity);
-    this.score = new Float64Array(c);
-    this.left = new Int32Array(c);
-    this.right = new Int32Array(c);
-    this.pairSize = new Int32Array(c);
-  }
-
-  topLeft(): number {
-    return this.left[0]!;
-  }
-  topRight(): number {
-    return this.right[0]!;
-  }
-  topSize(): number {
-    return this.pairSize[0]!;
-  }
-
-  push(score: number, left: number, right: number, size: number): void {
-    if (this.size === this.score.length) this.grow();
-    let i = this.size++;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!this.before(score, left, this.score[p]!, this.left[p]!)) break;
-      this.move(p, i);
-      i = p;
-    }
-    this.set(i, score, left, right, size);
-  }
-
-  pop(): void {
-    const last = --this.size;
-    if (last === 0) return;
-    const s = this.score[last]!;
-    const l = this.left[last]!;
-    const r = this.right[last]!;
-    const z = this.pairSize[last]!;
-    let i = 0;
-    for (;;) {
-      const a = 2 * i + 1;
-      if (a >= last) break;
-      const b = a + 1;
-      const c = b < last && this.before(this.score[b]!, this.left[b]!, this.score[a]!, this.left[a]!) ? b : a;
-      if (!this.before(this.score[c]!, this.left[c]!, s, l)) break;
-      this.move(c, i);
-      i = c;
-    }
-    this.set(i, s, l, r, z);
-  }
-
-  /** Whether pair (s1, l1) is merged before pair (s2, l2): higher score first, then leftmost. */
-  private before(s1: number, l1: number, s2: number, l2: number): boolean {
-    return s1 > s2 || (s1 === s2 && l1 < l2);
-  }
-
-  private move(from: number, to: number): void {
-    this.score[to] = this.score[from]!;
-    this.left[to] = this.left[from]!;
-    this.right[to] = this.right[from]!;
-    this.pairSize[to] = this.pairSize[from]!;
-  }
-
-  private set(i: number, score: number, left: number, right: number, size: number): void {
-    this.score[i] = score;
-    this.left[i] = left;
-    this.right[i] = right;
-    this.pairSize[i] = size;
-  }
-
-  private grow(): void {
-    const c = this.score.length * 2;
-    const score = new Float64Array(c);
-    score.set(this.score);
-    const left = new Int32Array(c);
-    left.set(this.left);
-    const right = new Int32Array(c);
-    right.set(this.right);
-    const pairSize = new Int32Array(c);
-    pairSize.set(this.pairSize);
-    this.score = score;
-    this.left = left;
-    this.right = right;
-    this.pairSize = pairSize;
-  }
-}
 
 /** Drops one leading space byte (the one the encoder added). */
 function withoutLeadingSpace(bytes: Uint8Array): Uint8Array {

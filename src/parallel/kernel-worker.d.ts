@@ -1,0 +1,13 @@
+// Types of kernel-worker.js (plain JavaScript so piscina can load it from src/ and dist/ alike).
+import type { ControlLayout } from './control-block.js';
+
+export type KernelFunction = (...args: number[]) => unknown;
+
+/** Runs participant p's share of every op of the current dispatch. */
+export function runShare(fns: readonly KernelFunction[], i32: Int32Array, f64: Float64Array, layout: ControlLayout, p: number, args: Float64Array): void;
+
+/** The kernel functions named in `names`, in that order; throws naming a missing one. */
+export function kernelFunctions(exports: object, names: readonly string[]): KernelFunction[];
+
+/** piscina's task: serve dispatches as participant `task.participant` until QUIT. */
+export default function serve(task: { participant: number }): 'quit';
