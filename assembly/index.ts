@@ -13,8 +13,8 @@ import {
   simdMatmulQ5_1, simdMatmulQ8_0, simdMatmulQ2_K, simdMatmulQ3_K, simdMatmulQ4_K, simdMatmulQ5_K,
   simdMatmulQ6_K,
 } from './simd/matmul';
-import { refAddBias, refAddRows, refRmsNorm, refScaleRows, refSiluMul } from './ref/ops';
-import { simdAddBias, simdAddRows, simdRmsNorm, simdScaleRows, simdSiluMul } from './simd/ops';
+import { refAddBias, refAddRows, refRmsNorm, refScaleRows, refSiluMul, refSiluMulRows } from './ref/ops';
+import { simdAddBias, simdAddRows, simdRmsNorm, simdScaleRows } from './simd/ops';
 import { rope } from './ref/rope';
 import { refAttention } from './ref/attention';
 import { simdAttention } from './simd/attention';
@@ -161,10 +161,20 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, n
   else refAttention(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
 }
 
-/** out = silu(gate) * up, n values. */
+/**
+ * out = silu(gate) * up, n values, each on llama.cpp's ggml_v_expf (independent of how a range is
+ * split; llama.cpp's exactly for rows that are multiples of 16). Scalar in every build.
+ */
 export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
-  if (ASC_FEATURE_SIMD) simdSiluMul(gate, up, out, n);
-  else refSiluMul(gate, up, out, n);
+  refSiluMul(gate, up, out, n);
+}
+
+/**
+ * silu(gate) * up on nTok rows of `cols`, each exactly as llama.cpp's ggml_vec_swiglu_f32 (the C
+ * library's expf on the last cols % 16 of each row). Split work only at row boundaries.
+ */
+export function siluMulRows(gate: usize, up: usize, out: usize, cols: i32, nTok: i32): void {
+  refSiluMulRows(gate, up, out, cols, nTok);
 }
 
 /** dst += src, n values. */

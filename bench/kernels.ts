@@ -95,7 +95,7 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
       const shapes = options.gemmVariants.includes(variant) ? [1, GEMM_TOKENS] : [1];
       for (const tokens of shapes) {
         options.onProgress?.(`${variant} ${name} ${tokens === 1 ? 'GEMV' : `GEMM ${tokens}`}`);
-        const bench = new Bench({ time: options.timeMs, iterations: tokens === 1 ? 10 : 3, warmupIterations: 2, warmupTime: 0 });
+        const bench = new Bench({ time: options.timeMs, iterations: tokens === 1 ? 10 : 3, warmupIterations: tokens === 1 ? 2 : 1, warmupTime: 0 });
         bench.add(name, () => matmul(w, act, outPtr, MATRIX_DIM, MATRIX_DIM, tokens, 0, MATRIX_DIM));
         await bench.run();
         const r = bench.tasks[0]!.result;

@@ -13,12 +13,9 @@ import { loadModel } from '../src/engine/model.js';
 import type { Completion, GeneratedPiece, GenerateOptions, Model } from '../src/engine/model.js';
 import { readGGUFBytes } from '../src/gguf/reader.js';
 import type { GGUFFile } from '../src/gguf/types.js';
-import { fileSink, memorySink, writeGGUF } from '../src/gguf/writer.js';
-import { parseFileType } from '../src/quant/quantize-model.js';
-import { findShape } from '../src/synth/shapes.js';
-import { planSynth, writeSynth } from '../src/synth/synth.js';
-import { padVocab } from '../src/synth/vocab.js';
+import { memorySink, writeGGUF } from '../src/gguf/writer.js';
 import { loadLenmlVocab, readLenmlTokenizerFiles } from '../src/synth/vocab-hf.js';
+import { writeLlama3ChatModel } from './support/synth-model.js';
 import { ChatTemplateError, chatTemplateFor } from '../src/tokenizer/chat-template.js';
 import { createTokenizer } from '../src/tokenizer/index.js';
 import type { Tokenizer } from '../src/tokenizer/tokenizer.js';
@@ -35,16 +32,6 @@ const NL2 = 271; // "\n\n"
 const USER = 882;
 const ASSISTANT = 78191;
 
-/** Writes the synthetic Llama 3 chat model into `dir`. */
-async function writeLlama3ChatModel(dir: string): Promise<string> {
-  // Tied embeddings halve the file (the 128k-row embedding is most of it).
-  const shape = { ...findShape('tiny-llama')!, vocabSize: 128256, tiedEmbeddings: true };
-  const vocab = padVocab(await loadLenmlVocab('llama3'), shape.vocabSize, 'llama3 vocabulary');
-  const plan = planSynth({ shape, fileType: parseFileType('q8_0')!, seed: 7, vocab });
-  const path = join(dir, 'tiny-llama3-chat-q8_0.gguf');
-  await writeSynth(plan, await fileSink(path));
-  return path;
-}
 
 function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
   let n = 0;
@@ -64,7 +51,7 @@ describe('chat session on a synthetic Llama 3 model', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pocketllm-chat-'));
-    const [path, files] = await Promise.all([writeLlama3ChatModel(dir), readLenmlTokenizerFiles('llama3')]);
+    const [path, files] = await Promise.all([writeLlama3ChatModel(dir, 7), readLenmlTokenizerFiles('llama3')]);
     hf = new HFTokenizer(files.tokenizerJson, files.tokenizerConfig);
     model = await loadModel(path, { contextLength: 256 });
   }, 60_000);

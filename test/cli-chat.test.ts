@@ -9,12 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/engine/model.js';
-import { fileSink } from '../src/gguf/writer.js';
-import { parseFileType } from '../src/quant/quantize-model.js';
-import { findShape } from '../src/synth/shapes.js';
-import { planSynth, writeSynth } from '../src/synth/synth.js';
-import { padVocab } from '../src/synth/vocab.js';
-import { loadLenmlVocab } from '../src/synth/vocab-hf.js';
+import { writeLlama3ChatModel } from './support/synth-model.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const BIN = join(ROOT, 'bin', 'pocketllm.js');
@@ -68,10 +63,7 @@ describe('pocketllm chat with piped input', () => {
     const stale = staleBuild();
     if (stale.length > 0) throw new Error(`dist/ is out of date for ${stale.slice(0, 3).join(', ')}${stale.length > 3 ? ', ...' : ''}: run \`npm run build:ts\` first`);
     dir = await mkdtemp(join(tmpdir(), 'pocketllm-cli-chat-'));
-    const shape = { ...findShape('tiny-llama')!, vocabSize: 128256, tiedEmbeddings: true };
-    const vocab = padVocab(await loadLenmlVocab('llama3'), shape.vocabSize, 'llama3 vocabulary');
-    modelPath = join(dir, 'tiny-llama3-chat-q8_0.gguf');
-    await writeSynth(planSynth({ shape, fileType: parseFileType('q8_0')!, seed: 11, vocab }), await fileSink(modelPath));
+    modelPath = await writeLlama3ChatModel(dir, 11);
   }, 60_000);
 
   afterAll(async () => {

@@ -1,7 +1,10 @@
 // The matmul kernels of every weight type in every build, and the dispatch table that names them.
 // Error ceilings (S = sum over i of |w_i * x_i| for the row and token, on dequantized values):
-//   simd and relaxed vs the scalar twin:         |diff| <= 1e-5 * S (integer parts are exact; only
-//                                                 the order of f32 sums and scale products differs)
+//   simd and relaxed vs the scalar twin:         bit-identical for F32, F16, BF16, Q4_0, Q5_0, Q8_0 (same
+//                                                 lanes, same reduction order, same emulated fused
+//                                                 multiply-adds); |diff| <= 1e-5 * S for the others
+//                                                 (integer parts are exact; only the order of f32 sums
+//                                                 and scale products differs)
 //   scalar vs f64 dot of dequantized weights and dequantized activations (TS reference dequantizer):
 //                                                 |diff| <= 2e-5 * S + D, D = sum over Q8_1 blocks of
 //                                                 |m_w| * |s - d * sum(q)| (llama.cpp's dot uses the
@@ -9,11 +12,20 @@
 //   scalar vs f64 dot of dequantized weights and the unquantized f32 activations:
 //                                                 |diff| <= sum |w_i| * e_i + D + 2e-5 * S, e_i the
 //                                                 a-priori activation rounding bound of the format
+//   F16, Q4_0, Q5_0, Q8_0 vs a transcription (below, in TypeScript) of llama.cpp's x86 AVX-512 kernels:
+//                                                 bit-identical: ggml_vec_dot_f16, ggml_vec_dot_q*_0_q8_0
+//                                                 with AVX2 (eight lanes of four weights, one fused
+//                                                 multiply-add per block, hsum_float_8) and, for Q4_0
+//                                                 with a multiple of 8 rows, the repacked
+//                                                 ggml_gemv/gemm_q4_0_8x8_q8_0 (one lane per output)
 import { describe, expect, it } from 'vitest';
 import { GGMLType, TYPE_TRAITS, rowBytes } from '../src/quant/formats.js';
 import { dequantizeRow as tsDequantizeRow } from '../src/quant/dequantize.js';
 import { MATMUL_TABLE, matmulKernelFor, UnsupportedWeightTypeError } from '../src/runtime/kernel-table.js';
 import { fromF16Bits, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
+
+/** Types whose SIMD kernels and scalar twins compute the same bits. */
+const BIT_IDENTICAL = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0]);
 
 const COLS: Partial<Record<GGMLType, number>> = { [GGMLType.F32]: 173, [GGMLType.F16]: 172, [GGMLType.BF16]: 166 };
 
@@ -56,6 +68,67 @@ function minTermRounding(type: GGMLType, w: Uint8Array, xq: Uint8Array, cols: nu
   return dSum;
 }
 
+
+const fr = Math.fround;
+/** An x86 fused multiply-add of f32 values (the product is exact in f64; one rounding to f32). */
+const fma = (a: number, b: number, c: number): number => fr(a * b + c);
+const f16At = (bytes: Uint8Array, off: number): number => fromF16Bits(bytes[off]! | (bytes[off + 1]! << 8));
+
+/** Signed weight j of block b of a Q4_0, Q5_0 or Q8_0 row. */
+function weight32(type: GGMLType, w: Uint8Array, b: number, j: number): number {
+  const o = b * TYPE_TRAITS.get(type)!.blockBytes;
+  if (type === GGMLType.Q8_0) return (w[o + 2 + j]! << 24) >> 24;
+  const qs = o + (type === GGMLType.Q4_0 ? 2 : 6);
+  const nibble = j < 16 ? w[qs + j]! & 15 : w[qs + j - 16]! >> 4;
+  if (type === GGMLType.Q4_0) return nibble - 8;
+  const qh = w[o + 2]! | (w[o + 3]! << 8) | (w[o + 4]! << 16) | (w[o + 5]! << 24);
+  return (nibble | (((qh >>> j) & 1) << 4)) - 16;
+}
+
+/**
+ * One output of llama.cpp's x86 (AVX2 / AVX-512) kernels, written from their source in
+ * ggml/src/ggml-cpu (arch/x86/quants.c, arch/x86/repack.cpp, vec.cpp); undefined for other types.
+ */
+function llamaX86Dot(type: GGMLType, w: Uint8Array, xq: Uint8Array, cols: number, rows: number): number | undefined {
+  if (type === GGMLType.F16) {
+    // ggml_vec_dot_f16: GGML_F16_STEP 64 = 4 accumulators of 16 lanes (fused multiply-adds, exact
+    // here as f16 products are exact in f32), GGML_F32x16_REDUCE, then the leftovers in double
+    const np = cols & ~63;
+    const acc = new Array<number>(64).fill(0);
+    for (let i = 0; i < np; i += 64) for (let l = 0; l < 64; l++) acc[l] = fma(f16At(w, 2 * (i + l)), f16At(xq, 2 * (i + l)), acc[l]!);
+    const x = [0, 1, 2, 3].map((j) => acc.slice(16 * j, 16 * j + 16));
+    const add = (a: number[], b: number[]) => a.map((v, i) => fr(v + b[i]!));
+    x[0] = add(x[0]!, x[2]!);
+    x[1] = add(x[1]!, x[3]!);
+    x[0] = add(x[0]!, x[1]!);
+    // _mm512_reduce_add_ps: 256-bit halves, 128-bit halves, then (0 + 2) + (1 + 3)
+    const h8 = add(x[0]!.slice(8), x[0]!.slice(0, 8));
+    const h4 = add(h8.slice(4), h8.slice(0, 4));
+    let sum = fr(fr(h4[0]! + h4[2]!) + fr(h4[1]! + h4[3]!));
+    for (let i = np; i < cols; i++) sum += fr(f16At(w, 2 * i) * f16At(xq, 2 * i));
+    return fr(sum);
+  }
+  if (type !== GGMLType.Q4_0 && type !== GGMLType.Q5_0 && type !== GGMLType.Q8_0) return undefined;
+  const nb = cols / 32;
+  const blockSum = (b: number, first: number, count: number): number => {
+    let s = 0;
+    for (let j = first; j < first + count; j++) s += weight32(type, w, b, j) * ((xq[b * 34 + 2 + j]! << 24) >> 24);
+    return s;
+  };
+  const scale = (b: number) => fr(f16At(w, b * TYPE_TRAITS.get(type)!.blockBytes) * f16At(xq, b * 34));
+  if (type === GGMLType.Q4_0 && rows % 8 === 0) {
+    // repacked: acc_row = _mm256_fmadd_ps(cvtepi32_ps(iacc), col_scale * row_scale, acc_row)
+    let acc = 0;
+    for (let b = 0; b < nb; b++) acc = fma(blockSum(b, 0, 32), scale(b), acc);
+    return acc;
+  }
+  // ggml_vec_dot_q*_0_q8_0: acc = _mm256_fmadd_ps(d, mul_sum_i8_pairs_float(qx, qy), acc), hsum_float_8
+  const acc = new Array<number>(8).fill(0);
+  for (let b = 0; b < nb; b++) for (let l = 0; l < 8; l++) acc[l] = fma(scale(b), blockSum(b, 4 * l, 4), acc[l]!);
+  const r = [0, 1, 2, 3].map((i) => fr(acc[i + 4]! + acc[i]!));
+  return fr(fr(r[0]! + r[2]!) + fr(r[1]! + r[3]!));
+}
+
 describe('matmul kernels', async () => {
   const bench = await kernelBench();
 
@@ -64,11 +137,12 @@ describe('matmul kernels', async () => {
     it(`${name}: every build against the scalar twin and f64 references (prefill and decode)`, () => {
       const rand = prng(100 + entry.type);
       const traits = TYPE_TRAITS.get(entry.type)!;
-      const cols = colsFor(entry.type), rows = 9;
+      const cols = colsFor(entry.type);
       const wRow = rowBytes(entry.type, cols), xRow = rowBytes(entry.activationType, cols);
-      const w = randomWeights(entry.type, rows * cols, rand, traits.blockSize, traits.blockBytes);
 
-      for (const [nTok, rowStart, rowEnd] of [[7, 0, rows], [1, 2, 7], [4, 3, 4]] as const) {
+      // 9 rows, and 16 (a multiple of 8: llama.cpp's repacked order for Q4_0)
+      for (const [rows, nTok, rowStart, rowEnd] of [[9, 7, 0, 9], [9, 1, 2, 7], [9, 4, 3, 4], [16, 5, 0, 16], [16, 1, 8, 16]] as const) {
+        const w = randomWeights(entry.type, rows * cols, rand, traits.blockSize, traits.blockBytes);
         const x = randomF32(rand, nTok * cols, 1);
         bench.reset();
         const xf = bench.alloc(4 * x.length), xq = bench.alloc(xRow * nTok);
@@ -87,7 +161,7 @@ describe('matmul kernels', async () => {
           outs.set(variant, bench.f32(out, rows * nTok).slice());
         }
         const scalar = outs.get('scalar')!;
-        const where = `${name} nTok=${nTok} rows ${rowStart}..${rowEnd}`;
+        const where = `${name} rows=${rows} nTok=${nTok} rows ${rowStart}..${rowEnd}`;
 
         for (let t = 0; t < nTok; t++) {
           const xt = x.subarray(t * cols, (t + 1) * cols);
@@ -115,8 +189,11 @@ describe('matmul kernels', async () => {
             expect(Math.abs(got - tight), `${at}: scalar vs dequantized f64`).toBeLessThanOrEqual(2e-5 * s + d);
             expect(Math.abs(got - loose), `${at}: scalar vs f32 activations`).toBeLessThanOrEqual(bound + d + 2e-5 * s);
             for (const [variant, out] of outs) {
-              expect(Math.abs(out[t * rows + r]! - got), `${at}: ${variant} vs scalar`).toBeLessThanOrEqual(1e-5 * s);
+              if (BIT_IDENTICAL.has(entry.type)) expect(Object.is(out[t * rows + r], got), `${at}: ${variant} vs scalar`).toBe(true);
+              else expect(Math.abs(out[t * rows + r]! - got), `${at}: ${variant} vs scalar`).toBeLessThanOrEqual(1e-5 * s);
             }
+            const x86 = llamaX86Dot(entry.type, wr, xqt, cols, rows);
+            if (x86 !== undefined) expect(Object.is(got, x86), `${at}: scalar vs llama.cpp x86 order`).toBe(true);
           }
         }
       }

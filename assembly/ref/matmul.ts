@@ -1,8 +1,10 @@
 // Scalar twins of the matrix multiplies: out[t*rows + r] = dot(W row r, x row t) for rows
 // [rowStart, rowEnd) and all nTok tokens, one weight type each, with x already in the type's
-// activation format. Each dot product follows llama.cpp's ggml_vec_dot_<type>_<vec_dot_type> (the
-// integer dot of a block's quants times the block scales), so the SIMD kernels can be checked
-// against plain loops that are easy to read.
+// activation format. Each dot product multiplies a block's integer quants and applies the block
+// scales as llama.cpp's ggml_vec_dot_<type>_<vec_dot_type> does. The twins compute bit for bit what
+// their SIMD versions compute: F32 and BF16 in the SIMD kernels' four f32 lanes; F16, Q4_0, Q5_0 and
+// Q8_0 in llama.cpp's x86 order (described in simd/matmul.ts), spelled out here lane by lane. The
+// other quantized types sum block results in one f32 and agree with SIMD within rounding.
 import {
   TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
   TYPE_Q8_1, TYPE_Q8_K, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K,
@@ -27,24 +29,26 @@ export function refMatmul(type: i32, w: usize, x: usize, out: usize, cols: i32, 
   const act = activationType(type);
   const wRow = <usize>(cols / blockSize(type)) * blockBytes(type);
   const xRow = <usize>(cols / blockSize(act)) * blockBytes(act);
+  // llama.cpp repacks Q4_0 matrices with a multiple of 8 rows and sums each of their outputs in one lane
+  const oneLane = type == TYPE_Q4_0 && rows % 8 == 0;
   for (let r = rowStart; r < rowEnd; r++) {
     const wr = w + <usize>r * wRow;
     for (let t = 0; t < nTok; t++) {
-      store<f32>(out + ((<usize>t * rows + r) << 2), rowDot(type, wr, x + <usize>t * xRow, cols));
+      store<f32>(out + ((<usize>t * rows + r) << 2), rowDot(type, wr, x + <usize>t * xRow, cols, oneLane));
     }
   }
 }
 
-function rowDot(type: i32, w: usize, x: usize, n: i32): f32 {
+function rowDot(type: i32, w: usize, x: usize, n: i32, oneLane: bool): f32 {
   switch (type) {
     case TYPE_F32: return dotF32(w, x, n);
     case TYPE_F16: return dotF16(w, x, n);
     case TYPE_BF16: return dotBF16(w, x, n);
-    case TYPE_Q4_0: return dotQ4_0(w, x, n >> 5);
+    case TYPE_Q4_0: return dotX86(KIND_Q4_0, w, x, n >> 5, oneLane);
     case TYPE_Q4_1: return dotQ4_1(w, x, n >> 5);
-    case TYPE_Q5_0: return dotQ5_0(w, x, n >> 5);
+    case TYPE_Q5_0: return dotX86(KIND_Q5_0, w, x, n >> 5, false);
     case TYPE_Q5_1: return dotQ5_1(w, x, n >> 5);
-    case TYPE_Q8_0: return dotQ8_0(w, x, n >> 5);
+    case TYPE_Q8_0: return dotX86(KIND_Q8_0, w, x, n >> 5, false);
     case TYPE_Q2_K: return dotQ2_K(w, x, n >> 8);
     case TYPE_Q3_K: return dotQ3_K(w, x, n >> 8);
     case TYPE_Q4_K: return dotQ4_K(w, x, n >> 8);
@@ -54,41 +58,131 @@ function rowDot(type: i32, w: usize, x: usize, n: i32): f32 {
   return 0;
 }
 
-// Float rows accumulate in f64, as ggml's scalar ggml_vec_dot_f32/f16/bf16 do.
+// ---- F32, BF16: four f32 lanes (lane j takes elements i = j mod 4), the tail added to lane 0, then
+// (l0 + l1) + (l2 + l3), as simd/matmul.ts ----
+
 function dotF32(w: usize, x: usize, n: i32): f32 {
-  let s: f64 = 0;
-  for (let i = 0; i < n; i++) s += f64(load<f32>(w + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2)));
-  return f32(s);
-}
-
-function dotF16(w: usize, x: usize, n: i32): f32 {
-  let s: f64 = 0;
-  for (let i = 0; i < n; i++) {
-    s += f64(f16ToF32(load<u16>(w + (<usize>i << 1))) * f16ToF32(load<u16>(x + (<usize>i << 1))));
+  let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
+  const n4 = n & ~3;
+  for (let i = 0; i < n4; i += 4) {
+    const wi = w + (<usize>i << 2), xi = x + (<usize>i << 2);
+    l0 += load<f32>(wi) * load<f32>(xi);
+    l1 += load<f32>(wi + 4) * load<f32>(xi + 4);
+    l2 += load<f32>(wi + 8) * load<f32>(xi + 8);
+    l3 += load<f32>(wi + 12) * load<f32>(xi + 12);
   }
-  return f32(s);
+  for (let i = n4; i < n; i++) l0 += load<f32>(w + (<usize>i << 2)) * load<f32>(x + (<usize>i << 2));
+  return (l0 + l1) + (l2 + l3);
 }
 
+// @ts-ignore: decorator
+@inline function bf16At(p: usize, i: i32): f32 {
+  return bf16ToF32(load<u16>(p + (<usize>i << 1)));
+}
+
+/** Eight elements at a time: lane j gets (p[i+j] + p[i+4+j]). Products of bf16 values are exact in f32. */
 function dotBF16(w: usize, x: usize, n: i32): f32 {
-  let s: f64 = 0;
-  for (let i = 0; i < n; i++) {
-    s += f64(bf16ToF32(load<u16>(w + (<usize>i << 1))) * bf16ToF32(load<u16>(x + (<usize>i << 1))));
+  let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
+  const n8 = n & ~7;
+  for (let i = 0; i < n8; i += 8) {
+    l0 += bf16At(w, i) * bf16At(x, i) + bf16At(w, i + 4) * bf16At(x, i + 4);
+    l1 += bf16At(w, i + 1) * bf16At(x, i + 1) + bf16At(w, i + 5) * bf16At(x, i + 5);
+    l2 += bf16At(w, i + 2) * bf16At(x, i + 2) + bf16At(w, i + 6) * bf16At(x, i + 6);
+    l3 += bf16At(w, i + 3) * bf16At(x, i + 3) + bf16At(w, i + 7) * bf16At(x, i + 7);
   }
-  return f32(s);
+  for (let i = n8; i < n; i++) l0 += bf16At(w, i) * bf16At(x, i);
+  return (l0 + l1) + (l2 + l3);
 }
 
-function dotQ4_0(w: usize, x: usize, nb: i32): f32 {
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + b * BYTES_Q4_0, xb = x + b * BYTES_Q8_0;
-    let isum = 0;
-    for (let j = 0; j < 16; j++) {
-      const q = <i32>load<u8>(wb + 2 + j);
-      isum += ((q & 15) - 8) * <i32>load<i8>(xb + 2 + j) + ((q >> 4) - 8) * <i32>load<i8>(xb + 18 + j);
+// ---- F16: ggml_vec_dot_f16 on AVX-512 ----
+
+// @ts-ignore: decorator
+@inline function f16At(p: usize, i: i32): f32 {
+  return f16ToF32(load<u16>(p + (<usize>i << 1)));
+}
+
+/** Lane L (0..63) of the 64-lane accumulator: products L, L+64, L+128, .. of the whole chunks, in order. */
+function laneF16(w: usize, x: usize, nChunks: i32, lane: i32): f32 {
+  let a: f32 = 0;
+  for (let c = 0; c < nChunks; c++) a += f16At(w, (c << 6) + lane) * f16At(x, (c << 6) + lane);
+  return a;
+}
+
+/** Lane l (0..15) of the first 16-wide accumulator after the folds 0+2, 1+3, 0+1. */
+function foldedF16(w: usize, x: usize, nChunks: i32, l: i32): f32 {
+  return (laneF16(w, x, nChunks, l) + laneF16(w, x, nChunks, l + 32)) + (laneF16(w, x, nChunks, l + 16) + laneF16(w, x, nChunks, l + 48));
+}
+
+/** Lane i (0..3) of _mm512_reduce_add_ps after its halvings 16 -> 8 -> 4 lanes. */
+function reducedF16(w: usize, x: usize, nChunks: i32, i: i32): f32 {
+  return (foldedF16(w, x, nChunks, i) + foldedF16(w, x, nChunks, i + 8)) + (foldedF16(w, x, nChunks, i + 4) + foldedF16(w, x, nChunks, i + 12));
+}
+
+/** Whole 64-element chunks in 64 f32 lanes, reduced as AVX-512 does; the rest added one by one in f64. */
+function dotF16(w: usize, x: usize, n: i32): f32 {
+  const nChunks = n >> 6;
+  const r = (reducedF16(w, x, nChunks, 0) + reducedF16(w, x, nChunks, 2)) + (reducedF16(w, x, nChunks, 1) + reducedF16(w, x, nChunks, 3));
+  let s = <f64>r;
+  for (let i = nChunks << 6; i < n; i++) s += <f64>(f16At(w, i) * f16At(x, i));
+  return <f32>s;
+}
+
+// ---- Q4_0, Q5_0, Q8_0: ggml_vec_dot_<type>_q8_0 with AVX2 (eight lanes, lane i = weights 4i..4i+3 of
+// each block, one fused multiply-add per block) or, for a repacked Q4_0 matrix, one lane ----
+
+const KIND_Q4_0 = 0;
+const KIND_Q5_0 = 1;
+const KIND_Q8_0 = 2;
+
+/** Signed weight j (0..31) of a Q4_0, Q5_0 or Q8_0 block. */
+// @ts-ignore: decorator
+@inline function weightAt(kind: i32, wb: usize, j: i32): i32 {
+  if (kind == KIND_Q8_0) return <i32>load<i8>(wb + 2 + j);
+  const qsOff: usize = kind == KIND_Q4_0 ? 2 : 6;
+  const byte = <i32>load<u8>(wb + qsOff + (j & 15));
+  const nibble = j < 16 ? byte & 15 : byte >> 4;
+  if (kind == KIND_Q4_0) return nibble - 8;
+  return (nibble | ((<i32>(load<u32>(wb + 2) >> j) & 1) << 4)) - 16;
+}
+
+/** Exact integer sum of weight * activation over j = first..first+count-1 of one block. */
+function blockSum(kind: i32, wb: usize, xb: usize, first: i32, count: i32): i32 {
+  let s = 0;
+  for (let j = first; j < first + count; j++) s += weightAt(kind, wb, j) * <i32>load<i8>(xb + 2 + j);
+  return s;
+}
+
+/** An x86 fused multiply-add of f32 values: a * b is exact in f64, so only the final rounding remains. */
+// @ts-ignore: decorator
+@inline function fmaF32(a: f32, b: f32, c: f32): f32 {
+  return <f32>(<f64>a * <f64>b + <f64>c);
+}
+
+function dotX86(kind: i32, w: usize, x: usize, nb: i32, oneLane: bool): f32 {
+  const wBytes = kind == KIND_Q4_0 ? BYTES_Q4_0 : kind == KIND_Q5_0 ? BYTES_Q5_0 : BYTES_Q8_0;
+  if (oneLane) {
+    let acc: f32 = 0;
+    for (let b = 0; b < nb; b++) {
+      const wb = w + b * wBytes, xb = x + b * BYTES_Q8_0;
+      acc = fmaF32(<f32>blockSum(kind, wb, xb, 0, 32), loadF16(wb) * loadF16(xb), acc);
     }
-    sum += f32(isum) * loadF16(wb) * loadF16(xb);
+    return acc;
   }
-  return sum;
+  let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0, a4: f32 = 0, a5: f32 = 0, a6: f32 = 0, a7: f32 = 0;
+  for (let b = 0; b < nb; b++) {
+    const wb = w + b * wBytes, xb = x + b * BYTES_Q8_0;
+    const d = loadF16(wb) * loadF16(xb);
+    a0 = fmaF32(<f32>blockSum(kind, wb, xb, 0, 4), d, a0);
+    a1 = fmaF32(<f32>blockSum(kind, wb, xb, 4, 4), d, a1);
+    a2 = fmaF32(<f32>blockSum(kind, wb, xb, 8, 4), d, a2);
+    a3 = fmaF32(<f32>blockSum(kind, wb, xb, 12, 4), d, a3);
+    a4 = fmaF32(<f32>blockSum(kind, wb, xb, 16, 4), d, a4);
+    a5 = fmaF32(<f32>blockSum(kind, wb, xb, 20, 4), d, a5);
+    a6 = fmaF32(<f32>blockSum(kind, wb, xb, 24, 4), d, a6);
+    a7 = fmaF32(<f32>blockSum(kind, wb, xb, 28, 4), d, a7);
+  }
+  // hsum_float_8: lanes i + (i + 4), then (0 + 2) + (1 + 3)
+  return ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));
 }
 
 function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
@@ -101,23 +195,6 @@ function dotQ4_1(w: usize, x: usize, nb: i32): f32 {
       isum += (q & 15) * <i32>load<i8>(xb + 4 + j) + (q >> 4) * <i32>load<i8>(xb + 20 + j);
     }
     sum += loadF16(wb) * loadF16(xb) * f32(isum) + loadF16(wb + 2) * loadF16(xb + 2);
-  }
-  return sum;
-}
-
-function dotQ5_0(w: usize, x: usize, nb: i32): f32 {
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + b * BYTES_Q5_0, xb = x + b * BYTES_Q8_0;
-    const qh = load<u32>(wb + 2);
-    let isum = 0;
-    for (let j = 0; j < 16; j++) {
-      const q = <i32>load<u8>(wb + 6 + j);
-      const q0 = ((q & 15) | ((<i32>(qh >> j) & 1) << 4)) - 16;
-      const q1 = ((q >> 4) | ((<i32>(qh >> (j + 16)) & 1) << 4)) - 16;
-      isum += q0 * <i32>load<i8>(xb + 2 + j) + q1 * <i32>load<i8>(xb + 18 + j);
-    }
-    sum += f32(isum) * loadF16(wb) * loadF16(xb);
   }
   return sum;
 }
@@ -135,17 +212,6 @@ function dotQ5_1(w: usize, x: usize, nb: i32): f32 {
       isum += q0 * <i32>load<i8>(xb + 4 + j) + q1 * <i32>load<i8>(xb + 20 + j);
     }
     sum += loadF16(wb) * loadF16(xb) * f32(isum) + loadF16(wb + 2) * loadF16(xb + 2);
-  }
-  return sum;
-}
-
-function dotQ8_0(w: usize, x: usize, nb: i32): f32 {
-  let sum: f32 = 0;
-  for (let b = 0; b < nb; b++) {
-    const wb = w + b * BYTES_Q8_0, xb = x + b * BYTES_Q8_0;
-    let isum = 0;
-    for (let j = 0; j < 32; j++) isum += <i32>load<i8>(wb + 2 + j) * <i32>load<i8>(xb + 2 + j);
-    sum += f32(isum) * loadF16(wb) * loadF16(xb);
   }
   return sum;
 }

@@ -1,6 +1,6 @@
-// Scalar twins of the elementwise kernels on f32 rows: RMS norm, SwiGLU's silu(gate)*up, row adds,
-// bias add and scaling.
-import { siluF32 } from './expf';
+// Scalar twins of the elementwise kernels on f32 rows: RMS norm, row adds, bias add and scaling; and
+// SwiGLU's silu(gate)*up, scalar in every build.
+import { swiglu } from './expf';
 
 /**
  * out = x / sqrt(mean(x^2) + eps) * weight for nTok rows of `cols` (weight = 0: no weight). The sum of
@@ -24,11 +24,20 @@ export function refRmsNorm(x: usize, weight: usize, out: usize, cols: i32, nTok:
   }
 }
 
-/** out[i] = silu(gate[i]) * up[i]; out may alias gate or up. */
+/**
+ * out = silu(gate) * up, n values, every one on ggml_v_expf: the value depends only on its inputs, so
+ * any split of a range gives the same bits. Equal to ggml_vec_swiglu_f32 for rows that are whole
+ * multiples of 16 (otherwise ggml uses the C library's expf on each row's last cols % 16).
+ */
 export function refSiluMul(gate: usize, up: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(out + o, siluF32(load<f32>(gate + o)) * load<f32>(up + o));
+  swiglu(gate, up, out, n, n);
+}
+
+/** out = silu(gate) * up for nTok rows of `cols`, each row exactly as ggml_vec_swiglu_f32. */
+export function refSiluMulRows(gate: usize, up: usize, out: usize, cols: i32, nTok: i32): void {
+  for (let t = 0; t < nTok; t++) {
+    const o = (<usize>t * cols) << 2;
+    swiglu(gate + o, up + o, out + o, cols, cols & ~15);
   }
 }
 

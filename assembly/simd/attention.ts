@@ -1,6 +1,6 @@
 // SIMD128 causal grouped-query attention, same signature and contract as ref/attention.ts: q.k and
 // the weighted sum of values run on f32x4 (headDim tails in scalar), exps on four lanes with the
-// twin of the scalar exp, the softmax sum in f64 in position order as the twin does.
+// twin of the scalar exp, the softmax sum in f64 in position order; bit-identical with the twin.
 import { expf32 } from '../ref/expf';
 import { expF32x4 } from './expf';
 import { hsumF32 } from './lanes';

@@ -1,4 +1,4 @@
-// Four-lane twin of ref/expf.ts: the same operations in the same order, so lanes match the scalar
+// Four-lane twin of ref/expf.ts's expf32 (softmax): the same operations in the same order, so lanes match the scalar
 // function bit for bit (constants and domain are documented there).
 import { C2, C3, C4, C5, C6, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E } from '../ref/expf';
 
@@ -17,10 +17,4 @@ import { C2, C3, C4, C5, C6, EXP_MAX, EXP_MIN, LN2_HI, LN2_LO, LOG2E } from '../
   let y = f32x4.mul(p, pow2);
   y = v128.andnot(y, f32x4.lt(x, f32x4.splat(EXP_MIN)));
   return v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(EXP_MAX)));
-}
-
-/** silu on four lanes: g / (1 + e^-g). */
-// @ts-ignore: decorator
-@inline export function siluF32x4(g: v128): v128 {
-  return f32x4.div(g, f32x4.add(f32x4.splat(1), expF32x4(f32x4.neg(g))));
 }

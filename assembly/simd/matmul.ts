@@ -6,17 +6,22 @@
 // prefill of n tokens streams the weights n/4 times instead of n times. Decode (nTok = 1) is the
 // same loop with one token.
 //
-// Integer parts are exact in every build: SIMD128 widens int8 to i16 and uses i32x4.dot_i16x8_s; the
-// relaxed build uses i32x4.relaxed_dot_i8x16_i7x16_add_s only with the weights' unsigned quants
-// (0..63) as its 7-bit operand, putting a format's zero point back with the activation block sums
-// (Q8_K's bsums, or a dot with a splat of the offset for the 32-weight formats).
+// Integer parts are exact in every build. F16, Q4_0, Q5_0 and Q8_0 reproduce the float arithmetic of
+// llama.cpp's x86 kernels (lane grouping, fused multiply-adds, reduction order; see their sections), so
+// their results do not depend on the build and their scalar twins give the same bits. The other types
+// sum in f32 lanes of their own; there the relaxed build uses i32x4.relaxed_dot_i8x16_i7x16_add_s only
+// with the weights' unsigned quants (0..63) as its 7-bit operand, putting a format's zero point back
+// with the activation block sums (Q8_K's bsums).
 import {
   BYTES_Q4_0, BYTES_Q4_1, BYTES_Q5_0, BYTES_Q5_1, BYTES_Q8_0, BYTES_Q8_1,
   BYTES_Q2_K, BYTES_Q3_K, BYTES_Q4_K, BYTES_Q5_K, BYTES_Q6_K, BYTES_Q8_K,
 } from '../formats';
 import { bf16ToF32, f16ToF32, loadF16 } from '../half';
 import { q3kScale, scaleMinK4 } from '../ref/kscales';
-import { accScaled, bitsToFifthBit, dotAccU7, dotI8, halfLanesToF32, hsumF32 } from './lanes';
+import {
+  accScaled, bitsToFifthBit, dotAccU7, dotI8, evenI16, fmaLanes, halfLanesToF32, hsum8, hsumF32, hsumI32, hsumX86, oddI16,
+  quadSums,
+} from './lanes';
 
 // @ts-ignore: decorator
 @inline function storeTile(out: usize, rows: i32, r: i32, t0: i32, nt: i32, a0: v128, a1: v128, a2: v128, a3: v128): void {
@@ -85,7 +90,7 @@ export function simdMatmulF32(w: usize, x: usize, out: usize, cols: i32, rows: i
   return f32x4.add(acc, f32x4.replace_lane(f32x4.splat(0), 0, wv * scalar16(xp, bf)));
 }
 
-/** F16 weights with F16 activations, or BF16 with BF16 (`bf`); products summed in f32 lanes. */
+/** 16-bit float weights and activations (BF16 when `bf`), products summed in four f32 lanes. */
 // @ts-ignore: decorator
 @inline function matmul16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, bf: bool): void {
   const xRow = <usize>cols << 1;
@@ -117,77 +122,111 @@ export function simdMatmulF32(w: usize, x: usize, out: usize, cols: i32, rows: i
   }
 }
 
-export function simdMatmulF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  matmul16(w, x, out, cols, rows, nTok, rowStart, rowEnd, false);
+// ===================== F16 in llama.cpp's x86 order =====================
+// ggml_vec_dot_f16 on AVX-512 (the F16 dot of every F16 matmul whose row length is not a multiple of
+// 16, and of every decode step): 64 lanes (four 16-wide accumulators) take elements i = lane mod 64 of
+// each whole 64-element chunk in order; the four accumulators are folded (0+2, 1+3, then 0+1) and
+// reduced by _mm512_reduce_add_ps (halves: 8, 4, 2, 1 lanes); the remaining cols % 64 products are
+// then added one by one in f64. An F16 product is exact in f32, so the fused multiply-adds of the
+// original are plain multiply-adds here.
+//
+// Lane groups: A_q (q = 0..15) is the f32x4 of lanes 4q..4q+3 summed over the chunks. After the folds,
+// S_k = (A_k + A_{k+8}) + (A_{k+4} + A_{k+12}) for k = 0..3, then T0 = S_0 + S_2, T1 = S_1 + S_3,
+// U = T0 + T1 and the result (U0 + U2) + (U1 + U3). The groups are visited in the order that builds
+// S_0, S_2, S_1, S_3 one after the other, so only a few partial sums per token are live at a time.
+
+/** Four IEEE halves at p as f32x4. */
+// @ts-ignore: decorator
+@inline function half4(p: usize): v128 {
+  return halfLanesToF32(i32x4.extend_low_i16x8_u(v128.load64_zero(p)));
 }
 
+/** The f64 tail of ggml_vec_dot_f16 for one token: sum + products n64..cols-1, rounded to f32. */
+// @ts-ignore: decorator
+@inline function tailF16(sum: f32, wr: usize, xt: usize, n64: i32, cols: i32): f32 {
+  let s = <f64>sum;
+  for (let i = n64; i < cols; i++) {
+    const o = <usize>i << 1;
+    s += <f64>(f16ToF32(load<u16>(wr + o)) * f16ToF32(load<u16>(xt + o)));
+  }
+  return <f32>s;
+}
+
+export function simdMatmulF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const xRow = <usize>cols << 1;
+  const nChunks = cols >> 6, n64 = nChunks << 6;
+  const zero = f32x4.splat(0);
+  for (let t0 = 0; t0 < nTok; t0 += 4) {
+    const nt = min(4, nTok - t0);
+    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
+    for (let r = rowStart; r < rowEnd; r++) {
+      const wr = w + <usize>r * xRow;
+      // per token: P, Q (halves of the S_k being built), T0, T1
+      let p0 = zero, p1 = zero, p2 = zero, p3 = zero, q0 = zero, q1 = zero, q2 = zero, q3 = zero;
+      let u0 = zero, u1 = zero, u2 = zero, u3 = zero, v0 = zero, v1 = zero, v2 = zero, v3 = zero;
+      for (let i = 0; i < 16; i++) {
+        const k = ((i >> 1) & 2) | ((i >> 3) & 1); // S_k built in the order k = 0, 2, 1, 3
+        const g = k + ((i & 1) << 3) + ((i & 2) << 1); // A_k, A_{k+8}, A_{k+4}, A_{k+12}
+        const off = <usize>g << 3;
+        let g0 = zero, g1 = zero, g2 = zero, g3 = zero;
+        for (let c = 0; c < nChunks; c++) {
+          const o = (<usize>c << 7) + off;
+          const wv = half4(wr + o);
+          g0 = f32x4.add(g0, f32x4.mul(wv, half4(x0 + o)));
+          if (nt > 1) g1 = f32x4.add(g1, f32x4.mul(wv, half4(x1 + o)));
+          if (nt > 2) g2 = f32x4.add(g2, f32x4.mul(wv, half4(x2 + o)));
+          if (nt > 3) g3 = f32x4.add(g3, f32x4.mul(wv, half4(x3 + o)));
+        }
+        if ((i & 3) == 0) {
+          p0 = g0; p1 = g1; p2 = g2; p3 = g3;
+        } else if ((i & 3) == 1) {
+          p0 = f32x4.add(p0, g0); p1 = f32x4.add(p1, g1); p2 = f32x4.add(p2, g2); p3 = f32x4.add(p3, g3);
+        } else if ((i & 3) == 2) {
+          q0 = g0; q1 = g1; q2 = g2; q3 = g3;
+        } else {
+          // S_k = P + Q, folded into T0 (k = 0, 2) or T1 (k = 1, 3)
+          const s0 = f32x4.add(p0, f32x4.add(q0, g0)), s1 = f32x4.add(p1, f32x4.add(q1, g1));
+          const s2 = f32x4.add(p2, f32x4.add(q2, g2)), s3 = f32x4.add(p3, f32x4.add(q3, g3));
+          const blk = i >> 2;
+          if (blk == 0) { u0 = s0; u1 = s1; u2 = s2; u3 = s3; }
+          else if (blk == 1) { u0 = f32x4.add(u0, s0); u1 = f32x4.add(u1, s1); u2 = f32x4.add(u2, s2); u3 = f32x4.add(u3, s3); }
+          else if (blk == 2) { v0 = s0; v1 = s1; v2 = s2; v3 = s3; }
+          else { v0 = f32x4.add(v0, s0); v1 = f32x4.add(v1, s1); v2 = f32x4.add(v2, s2); v3 = f32x4.add(v3, s3); }
+        }
+      }
+      const p = out + ((<usize>t0 * rows + r) << 2);
+      const step = <usize>rows << 2;
+      store<f32>(p, tailF16(hsumX86(f32x4.add(u0, v0)), wr, x0, n64, cols));
+      if (nt > 1) store<f32>(p + step, tailF16(hsumX86(f32x4.add(u1, v1)), wr, x1, n64, cols));
+      if (nt > 2) store<f32>(p + 2 * step, tailF16(hsumX86(f32x4.add(u2, v2)), wr, x2, n64, cols));
+      if (nt > 3) store<f32>(p + 3 * step, tailF16(hsumX86(f32x4.add(u3, v3)), wr, x3, n64, cols));
+    }
+  }
+}
+
+/** BF16 weights with BF16 activations; products summed in f32 lanes. */
 export function simdMatmulBF16(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
   matmul16(w, x, out, cols, rows, nTok, rowStart, rowEnd, true);
 }
 
-// ===================== 32-weight blocks =====================
+// ===================== Q4_1, Q5_1 (Q8_1 activations) =====================
 
 /**
- * Integer dot of one 32-weight block with a Q8_0/Q8_1 activation block's quants at xq: `lo` holds
- * weights 0..15, `hi` weights 16..31. Relaxed build: lo/hi are the unsigned quants (< 32) and the
- * zero point `offset` is taken back as offset * sum(x). SIMD128: lo/hi already have the offset
- * subtracted (signed) and offset is unused.
+ * Integer dot of one 32-weight block (unsigned quants: `lo` weights 0..15, `hi` 16..31, all < 32) with
+ * a Q8_1 activation block's quants at xq.
  */
 // @ts-ignore: decorator
-@inline function blockDot32(xq: usize, lo: v128, hi: v128, offset: i32): v128 {
+@inline function blockDot32(xq: usize, lo: v128, hi: v128): v128 {
   const xl = v128.load(xq), xh = v128.load(xq + 16);
-  if (ASC_FEATURE_RELAXED_SIMD) {
-    const zero = i32x4.splat(0);
-    const q = dotAccU7(dotAccU7(zero, xl, lo), xh, hi);
-    if (offset == 0) return q;
-    const off = i8x16.splat(<i8>offset);
-    return i32x4.sub(q, dotAccU7(dotAccU7(zero, xl, off), xh, off));
-  }
+  if (ASC_FEATURE_RELAXED_SIMD) return dotAccU7(dotAccU7(i32x4.splat(0), xl, lo), xh, hi);
   return i32x4.add(dotI8(xl, lo), dotI8(xh, hi));
-}
-
-/** Q4_0/Q5_0/Q8_0 step for one token: a + isum * (dw * dx). */
-// @ts-ignore: decorator
-@inline function tokSym(a: v128, xb: usize, lo: v128, hi: v128, offset: i32, dw: f32): v128 {
-  return accScaled(a, blockDot32(xb + 2, lo, hi, offset), dw * loadF16(xb));
 }
 
 /** Q4_1/Q5_1 step for one token: a + isum * (dw * dx) + m * s (s = dx * sum of the quants). */
 // @ts-ignore: decorator
 @inline function tokMin(a: v128, xb: usize, lo: v128, hi: v128, dw: f32, m: f32): v128 {
-  const acc = accScaled(a, blockDot32(xb + 4, lo, hi, 0), dw * loadF16(xb));
+  const acc = accScaled(a, blockDot32(xb + 4, lo, hi), dw * loadF16(xb));
   return f32x4.add(acc, f32x4.replace_lane(f32x4.splat(0), 0, m * loadF16(xb + 2)));
-}
-
-/** Signed weights for the SIMD128 path; the relaxed path keeps them unsigned (see blockDot32). */
-// @ts-ignore: decorator
-@inline function centre(q: v128, offset: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return q;
-  return i8x16.sub(q, i8x16.splat(<i8>offset));
-}
-
-export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  const nb = cols >> 5;
-  const wRow = <usize>nb * BYTES_Q4_0, xRow = <usize>nb * BYTES_Q8_0;
-  for (let t0 = 0; t0 < nTok; t0 += 4) {
-    const nt = min(4, nTok - t0);
-    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
-    for (let r = rowStart; r < rowEnd; r++) {
-      const wr = w + <usize>r * wRow;
-      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-      for (let b = 0; b < nb; b++) {
-        const wb = wr + <usize>b * BYTES_Q4_0, xo = <usize>b * BYTES_Q8_0;
-        const dw = loadF16(wb);
-        const qs = v128.load(wb + 2);
-        const lo = centre(v128.and(qs, i8x16.splat(15)), 8), hi = centre(i8x16.shr_u(qs, 4), 8);
-        a0 = tokSym(a0, x0 + xo, lo, hi, 8, dw);
-        if (nt > 1) a1 = tokSym(a1, x1 + xo, lo, hi, 8, dw);
-        if (nt > 2) a2 = tokSym(a2, x2 + xo, lo, hi, 8, dw);
-        if (nt > 3) a3 = tokSym(a3, x3 + xo, lo, hi, 8, dw);
-      }
-      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
-    }
-  }
 }
 
 export function simdMatmulQ4_1(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
@@ -208,32 +247,6 @@ export function simdMatmulQ4_1(w: usize, x: usize, out: usize, cols: i32, rows: 
         if (nt > 1) a1 = tokMin(a1, x1 + xo, lo, hi, dw, m);
         if (nt > 2) a2 = tokMin(a2, x2 + xo, lo, hi, dw, m);
         if (nt > 3) a3 = tokMin(a3, x3 + xo, lo, hi, dw, m);
-      }
-      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
-    }
-  }
-}
-
-export function simdMatmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  const nb = cols >> 5;
-  const wRow = <usize>nb * BYTES_Q5_0, xRow = <usize>nb * BYTES_Q8_0;
-  for (let t0 = 0; t0 < nTok; t0 += 4) {
-    const nt = min(4, nTok - t0);
-    const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
-    for (let r = rowStart; r < rowEnd; r++) {
-      const wr = w + <usize>r * wRow;
-      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
-      for (let b = 0; b < nb; b++) {
-        const wb = wr + <usize>b * BYTES_Q5_0, xo = <usize>b * BYTES_Q8_0;
-        const dw = loadF16(wb);
-        const qh = load<u32>(wb + 2);
-        const qs = v128.load(wb + 6);
-        const lo = centre(v128.or(v128.and(qs, i8x16.splat(15)), bitsToFifthBit(qh & 0xffff)), 16);
-        const hi = centre(v128.or(i8x16.shr_u(qs, 4), bitsToFifthBit(qh >> 16)), 16);
-        a0 = tokSym(a0, x0 + xo, lo, hi, 16, dw);
-        if (nt > 1) a1 = tokSym(a1, x1 + xo, lo, hi, 16, dw);
-        if (nt > 2) a2 = tokSym(a2, x2 + xo, lo, hi, 16, dw);
-        if (nt > 3) a3 = tokSym(a3, x3 + xo, lo, hi, 16, dw);
       }
       storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
     }
@@ -266,34 +279,132 @@ export function simdMatmulQ5_1(w: usize, x: usize, out: usize, cols: i32, rows: 
   }
 }
 
-/** Q8_0 step for one token: both operands signed, so the SIMD128 widening dot in every build. */
+// ===================== Q4_0, Q5_0, Q8_0 in llama.cpp's x86 order =====================
+// llama.cpp on x86 (AVX2/AVX-512) multiplies these by ggml_vec_dot_<type>_q8_0 (one token) and by
+// tinyBLAS_Q0_AVX (batches), both the same arithmetic per output: eight f32 lanes, lane i taking the
+// exact integer sum over weights 4i..4i+3 of each block, accumulated block by block with one fused
+// multiply-add by d = f32(d_w * d_x), then hsum_float_8. Q4_0 matrices whose row count is a multiple
+// of 8 are repacked instead (CPU_REPACK, block_q4_0x8, ggml_gemv/gemm_q4_0_8x8_q8_0): there each
+// output has one f32 accumulator, acc = fma(f32(block's integer sum), d, acc). `oneLane` selects that.
+// The fused multiply-adds are done in f64 (q * d is exact there) and rounded once to f32.
+
+const KIND_Q4_0 = 0;
+const KIND_Q5_0 = 1;
+const KIND_Q8_0 = 2;
+
+/** Weights 0..15 of a block as signed bytes. */
 // @ts-ignore: decorator
-@inline function tokQ8(a: v128, xb: usize, wl: v128, wh: v128, dw: f32): v128 {
-  const isum = i32x4.add(dotI8(v128.load(xb + 2), wl), dotI8(v128.load(xb + 18), wh));
-  return accScaled(a, isum, dw * loadF16(xb));
+@inline function weightsLo(kind: i32, wb: usize): v128 {
+  if (kind == KIND_Q4_0) return i8x16.sub(v128.and(v128.load(wb + 2), i8x16.splat(15)), i8x16.splat(8));
+  if (kind == KIND_Q5_0) {
+    const low = v128.and(v128.load(wb + 6), i8x16.splat(15));
+    return i8x16.sub(v128.or(low, bitsToFifthBit(load<u32>(wb + 2) & 0xffff)), i8x16.splat(16));
+  }
+  return v128.load(wb + 2);
 }
 
-export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+/** Weights 16..31 of a block as signed bytes. */
+// @ts-ignore: decorator
+@inline function weightsHi(kind: i32, wb: usize): v128 {
+  if (kind == KIND_Q4_0) return i8x16.sub(i8x16.shr_u(v128.load(wb + 2), 4), i8x16.splat(8));
+  if (kind == KIND_Q5_0) {
+    const high = i8x16.shr_u(v128.load(wb + 6), 4);
+    return i8x16.sub(v128.or(high, bitsToFifthBit(load<u32>(wb + 2) >> 16)), i8x16.splat(16));
+  }
+  return v128.load(wb + 18);
+}
+
+/** One block of a one-accumulator (repacked Q4_0) output: fma(f32(isum), d_w * d_x, acc) in f64. */
+// @ts-ignore: decorator
+@inline function oneLaneStep(acc: f64, xb: usize, e1: v128, o1: v128, e2: v128, o2: v128, dw: f32): f64 {
+  const isum = hsumI32(i32x4.add(quadSums(xb + 2, e1, o1), quadSums(xb + 18, e2, o2)));
+  return <f64><f32>(<f64>isum * <f64>(dw * loadF16(xb)) + acc);
+}
+
+// @ts-ignore: decorator
+@inline function matmulX86Q(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, kind: i32, oneLane: bool): void {
   const nb = cols >> 5;
-  const wRow = <usize>nb * BYTES_Q8_0, xRow = <usize>nb * BYTES_Q8_0;
+  const wBytes: usize = kind == KIND_Q4_0 ? BYTES_Q4_0 : kind == KIND_Q5_0 ? BYTES_Q5_0 : BYTES_Q8_0;
+  const wRow = <usize>nb * wBytes, xRow = <usize>nb * BYTES_Q8_0;
+  const zero = f64x2.splat(0);
   for (let t0 = 0; t0 < nTok; t0 += 4) {
     const nt = min(4, nTok - t0);
     const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
     for (let r = rowStart; r < rowEnd; r++) {
       const wr = w + <usize>r * wRow;
-      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      // eight lanes per token as four f64x2 (lanes 0-1, 2-3, 4-5, 6-7), or one f64 (oneLane)
+      let a0 = zero, b0 = zero, c0 = zero, d0 = zero, a1 = zero, b1 = zero, c1 = zero, d1 = zero;
+      let a2 = zero, b2 = zero, c2 = zero, d2 = zero, a3 = zero, b3 = zero, c3 = zero, d3 = zero;
+      let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
       for (let b = 0; b < nb; b++) {
-        const wb = wr + <usize>b * BYTES_Q8_0, xo = <usize>b * BYTES_Q8_0;
+        const wb = wr + <usize>b * wBytes, xo = <usize>b * BYTES_Q8_0;
         const dw = loadF16(wb);
-        const wl = v128.load(wb + 2), wh = v128.load(wb + 18);
-        a0 = tokQ8(a0, x0 + xo, wl, wh, dw);
-        if (nt > 1) a1 = tokQ8(a1, x1 + xo, wl, wh, dw);
-        if (nt > 2) a2 = tokQ8(a2, x2 + xo, wl, wh, dw);
-        if (nt > 3) a3 = tokQ8(a3, x3 + xo, wl, wh, dw);
+        const lo = weightsLo(kind, wb), hi = weightsHi(kind, wb);
+        const e1 = evenI16(lo), o1 = oddI16(lo), e2 = evenI16(hi), o2 = oddI16(hi);
+        if (oneLane) {
+          s0 = oneLaneStep(s0, x0 + xo, e1, o1, e2, o2, dw);
+          if (nt > 1) s1 = oneLaneStep(s1, x1 + xo, e1, o1, e2, o2, dw);
+          if (nt > 2) s2 = oneLaneStep(s2, x2 + xo, e1, o1, e2, o2, dw);
+          if (nt > 3) s3 = oneLaneStep(s3, x3 + xo, e1, o1, e2, o2, dw);
+          continue;
+        }
+        let xb = x0 + xo;
+        let d = f64x2.splat(<f64>(dw * loadF16(xb)));
+        let lanes = quadSums(xb + 2, e1, o1);
+        a0 = fmaLanes(a0, lanes, false, d); b0 = fmaLanes(b0, lanes, true, d);
+        lanes = quadSums(xb + 18, e2, o2);
+        c0 = fmaLanes(c0, lanes, false, d); d0 = fmaLanes(d0, lanes, true, d);
+        if (nt > 1) {
+          xb = x1 + xo; d = f64x2.splat(<f64>(dw * loadF16(xb)));
+          lanes = quadSums(xb + 2, e1, o1);
+          a1 = fmaLanes(a1, lanes, false, d); b1 = fmaLanes(b1, lanes, true, d);
+          lanes = quadSums(xb + 18, e2, o2);
+          c1 = fmaLanes(c1, lanes, false, d); d1 = fmaLanes(d1, lanes, true, d);
+        }
+        if (nt > 2) {
+          xb = x2 + xo; d = f64x2.splat(<f64>(dw * loadF16(xb)));
+          lanes = quadSums(xb + 2, e1, o1);
+          a2 = fmaLanes(a2, lanes, false, d); b2 = fmaLanes(b2, lanes, true, d);
+          lanes = quadSums(xb + 18, e2, o2);
+          c2 = fmaLanes(c2, lanes, false, d); d2 = fmaLanes(d2, lanes, true, d);
+        }
+        if (nt > 3) {
+          xb = x3 + xo; d = f64x2.splat(<f64>(dw * loadF16(xb)));
+          lanes = quadSums(xb + 2, e1, o1);
+          a3 = fmaLanes(a3, lanes, false, d); b3 = fmaLanes(b3, lanes, true, d);
+          lanes = quadSums(xb + 18, e2, o2);
+          c3 = fmaLanes(c3, lanes, false, d); d3 = fmaLanes(d3, lanes, true, d);
+        }
       }
-      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+      const p = out + ((<usize>t0 * rows + r) << 2);
+      const step = <usize>rows << 2;
+      if (oneLane) {
+        store<f32>(p, <f32>s0);
+        if (nt > 1) store<f32>(p + step, <f32>s1);
+        if (nt > 2) store<f32>(p + 2 * step, <f32>s2);
+        if (nt > 3) store<f32>(p + 3 * step, <f32>s3);
+      } else {
+        store<f32>(p, hsum8(a0, b0, c0, d0));
+        if (nt > 1) store<f32>(p + step, hsum8(a1, b1, c1, d1));
+        if (nt > 2) store<f32>(p + 2 * step, hsum8(a2, b2, c2, d2));
+        if (nt > 3) store<f32>(p + 3 * step, hsum8(a3, b3, c3, d3));
+      }
     }
   }
+}
+
+/** Q4_0: repacked order when rows % 8 == 0 (llama.cpp's condition for block_q4_0x8), else vec_dot. */
+export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  if (rows % 8 == 0) matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q4_0, true);
+  else matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q4_0, false);
+}
+
+export function simdMatmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q5_0, false);
+}
+
+export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q8_0, false);
 }
 
 // ===================== k-quants (Q8_K activations) =====================

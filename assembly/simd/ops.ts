@@ -1,20 +1,21 @@
-// SIMD128 elementwise kernels on f32 rows, same signatures and math as ref/ops.ts. The f64 sum of
-// squares of rmsNorm adds the same f32 squares in another order (two f64x2 lanes), and siluMul uses
-// the lane twin of the scalar exp, so results match the twins to rounding (siluMul exactly).
-import { siluF32 } from '../ref/expf';
-import { siluF32x4 } from './expf';
+// SIMD128 elementwise kernels on f32 rows, same signatures and math as ref/ops.ts, bit for bit (the
+// f64 sum of squares of rmsNorm takes the squares in the twin's order). SwiGLU is scalar in every
+// build (ref/expf.ts).
 
 export function simdRmsNorm(x: usize, weight: usize, out: usize, cols: i32, nTok: i32, eps: f32): void {
   const n4 = cols & ~3;
   for (let t = 0; t < nTok; t++) {
     const xr = x + ((<usize>t * cols) << 2), yr = out + ((<usize>t * cols) << 2);
-    let acc = f64x2.splat(0);
+    // squares in f32 lanes, summed one by one in f64 in index order as ggml's rms_norm (and the twin)
+    let sum: f64 = 0;
     for (let i = 0; i < n4; i += 4) {
       const v = v128.load(xr + (<usize>i << 2));
       const sq = f32x4.mul(v, v);
-      acc = f64x2.add(acc, f64x2.add(f64x2.promote_low_f32x4(sq), f64x2.promote_low_f32x4(v128.shuffle<f32>(sq, sq, 2, 3, 0, 1))));
+      sum += <f64>f32x4.extract_lane(sq, 0);
+      sum += <f64>f32x4.extract_lane(sq, 1);
+      sum += <f64>f32x4.extract_lane(sq, 2);
+      sum += <f64>f32x4.extract_lane(sq, 3);
     }
-    let sum = f64x2.extract_lane(acc, 0) + f64x2.extract_lane(acc, 1);
     for (let i = n4; i < cols; i++) {
       const v = load<f32>(xr + (<usize>i << 2));
       sum += f64(v * v);
@@ -33,18 +34,6 @@ export function simdRmsNorm(x: usize, weight: usize, out: usize, cols: i32, nTok
       if (weight) v *= load<f32>(weight + o);
       store<f32>(yr + o, v);
     }
-  }
-}
-
-export function simdSiluMul(gate: usize, up: usize, out: usize, n: i32): void {
-  const n4 = n & ~3;
-  for (let i = 0; i < n4; i += 4) {
-    const o = <usize>i << 2;
-    v128.store(out + o, f32x4.mul(siluF32x4(v128.load(gate + o)), v128.load(up + o)));
-  }
-  for (let i = n4; i < n; i++) {
-    const o = <usize>i << 2;
-    store<f32>(out + o, siluF32(load<f32>(gate + o)) * load<f32>(up + o));
   }
 }
 

@@ -1,8 +1,9 @@
-// Optional per-kernel timing: wraps every function of a kernel exports object so that each call adds
-// its wall time to a counter under the export's name, to show where a forward pass spends its time.
-// The wrapper costs one performance.now() pair per call (well under a microsecond), small against
-// the matmuls it measures but visible on the tiny ops of a tiny model.
-import type { KernelExports } from '../runtime/kernel-exports.js';
+// Optional per-kernel timing: routes the calls a model's transformer makes — to its executor (matmuls,
+// attention, norms, conversions, which may be split across threads) and to the kernel exports it calls
+// directly (rope, bias, embedding rows) — through proxies that add each call's wall time to a counter
+// named after the kernel, to show where a forward pass spends its time. The wrapper costs a
+// performance.now() pair per call (well under a microsecond): small against the matmuls, visible on
+// the tiny ops of a tiny model.
 
 export interface KernelTime {
   readonly kernel: string;
@@ -21,37 +22,76 @@ export interface KernelProfile {
   readonly kernels: readonly KernelTime[];
 }
 
-/** Call counters over a wrapped exports object. */
+/** Names a call for the counters (by default the method name) and says how many kernel calls it is. */
+type CallNamer = (method: string, args: readonly unknown[]) => { readonly name: string; readonly calls: number };
+
+/** Executor methods that only manage the pool: passed through untimed. */
+const UNTIMED = new Set(['calibrate', 'stats', 'ready', 'close', 'constructor']);
+
+/**
+ * An executor's matmuls() runs several jobs in one dispatch (q/k/v share one): the dispatch is counted
+ * under its kernels' names joined ("matmulQ4_0") as that many calls; a conversion under its converter.
+ */
+const executorCallName: CallNamer = (method, args) => {
+  if (method === 'matmuls' && Array.isArray(args[0])) {
+    const jobs = args[0] as { kernel?: unknown }[];
+    return { name: [...new Set(jobs.map((j) => String(j.kernel)))].join('+') || 'matmuls', calls: jobs.length };
+  }
+  if (method === 'convertRows' && typeof args[0] === 'string') return { name: args[0], calls: 1 };
+  return { name: method, calls: 1 };
+};
+
+/** Call counters shared by every proxy made with wrap(). */
 export class KernelProfiler {
   private readonly totals = new Map<string, { calls: number; ms: number }>();
-  readonly wrapped: KernelExports;
+  /** Timed calls under way: a call made from inside another (an executor calling a kernel through
+   *  a wrapped table) belongs to the outer one and is not counted twice. */
+  private depth = 0;
 
-  constructor(readonly inner: KernelExports) {
-    const wrapped: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(inner)) {
-      if (typeof value !== 'function') {
-        wrapped[name] = value;
-        continue;
-      }
-      const fn = value as (...args: number[]) => unknown;
-      const slot = { calls: 0, ms: 0 };
-      this.totals.set(name, slot);
-      wrapped[name] = (...args: number[]): unknown => {
-        const t0 = performance.now();
-        const r = fn(...args);
-        slot.ms += performance.now() - t0;
-        slot.calls++;
-        return r;
-      };
-    }
-    this.wrapped = wrapped as unknown as KernelExports;
+  /** A proxy of `target` whose function properties are timed under namer(name, args). */
+  wrap<T extends object>(target: T, namer: CallNamer = (name) => ({ name, calls: 1 })): T {
+    const cache = new Map<PropertyKey, unknown>();
+    const totals = this.totals;
+    const t = target;
+    // The proxy's own target is an empty shadow: wasm export objects are frozen, and a proxy of a
+    // frozen object may not return anything but the original functions.
+    return new Proxy(Object.create(null) as T, {
+      has: (_, prop) => Reflect.has(t, prop),
+      get: (_, prop) => {
+        const value: unknown = Reflect.get(t, prop, t);
+        if (typeof value !== 'function' || typeof prop !== 'string' || UNTIMED.has(prop)) {
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(t) : value;
+        }
+        let wrapped = cache.get(prop);
+        if (!wrapped) {
+          const fn = value as (...a: unknown[]) => unknown;
+          wrapped = (...args: unknown[]): unknown => {
+            if (this.depth > 0) return fn.apply(t, args);
+            this.depth++;
+            const t0 = performance.now();
+            let r: unknown;
+            try {
+              r = fn.apply(t, args);
+            } finally {
+              this.depth--;
+            }
+            const ms = performance.now() - t0;
+            const { name, calls } = namer(prop, args);
+            let slot = totals.get(name);
+            if (!slot) totals.set(name, (slot = { calls: 0, ms: 0 }));
+            slot.calls += calls;
+            slot.ms += ms;
+            return r;
+          };
+          cache.set(prop, wrapped);
+        }
+        return wrapped;
+      },
+    });
   }
 
   reset(): void {
-    for (const slot of this.totals.values()) {
-      slot.calls = 0;
-      slot.ms = 0;
-    }
+    this.totals.clear();
   }
 
   /** The counters since the last reset, as shares of `wallMs`. */
@@ -59,7 +99,6 @@ export class KernelProfiler {
     const kernels: KernelTime[] = [];
     let kernelMs = 0;
     for (const [kernel, { calls, ms }] of this.totals) {
-      if (calls === 0) continue;
       kernelMs += ms;
       kernels.push({ kernel, calls, ms, share: wallMs > 0 ? ms / wallMs : 0 });
     }
@@ -68,26 +107,38 @@ export class KernelProfiler {
   }
 }
 
-/** The part of a loaded model the profiler reaches into (Model keeps its transformer private). */
-interface KernelHolder {
-  kernels: KernelExports;
-}
+/** What the profiler swaps on a model's transformer (Model keeps its transformer private). */
+const WRAPPED_FIELDS: readonly { field: 'kernels' | 'executor'; namer?: CallNamer }[] = [
+  { field: 'kernels' },
+  { field: 'executor', namer: executorCallName },
+];
 
 /**
- * Routes the kernel calls of `model`'s transformer through a profiler until the returned detach()
- * runs. Returns undefined when the model does not hold its kernels where this expects (the engine
- * changed): profiling is a diagnostic, never a reason for a benchmark to fail.
+ * Routes the kernel calls of `model`'s transformer through a profiler until detach() runs. Returns
+ * undefined when the transformer is not where this expects (the engine changed): profiling is a
+ * diagnostic, never a reason for a benchmark to fail.
  */
 export function attachKernelProfiler(model: object): { profiler: KernelProfiler; detach: () => void } | undefined {
-  const holder = (model as { transformer?: unknown }).transformer as Partial<KernelHolder> | undefined;
-  if (!holder || typeof holder !== 'object' || typeof holder.kernels !== 'object' || holder.kernels === null) return undefined;
-  const original = holder.kernels;
-  const profiler = new KernelProfiler(original);
-  try {
-    holder.kernels = profiler.wrapped;
-  } catch {
-    return undefined;
+  const holder = (model as { transformer?: unknown }).transformer;
+  if (!holder || typeof holder !== 'object') return undefined;
+  const fields = holder as Record<string, unknown>;
+  const profiler = new KernelProfiler();
+  const restore: (() => void)[] = [];
+  const detach = () => {
+    for (const r of restore.reverse()) r();
+    restore.length = 0;
+  };
+  for (const { field, namer } of WRAPPED_FIELDS) {
+    const original = fields[field];
+    if (!original || typeof original !== 'object') continue;
+    try {
+      fields[field] = profiler.wrap(original, namer);
+    } catch {
+      continue;
+    }
+    if (fields[field] === original) continue;
+    restore.push(() => void (fields[field] = original));
   }
-  if (holder.kernels !== profiler.wrapped) return undefined;
-  return { profiler, detach: () => void (holder.kernels = original) };
+  if (restore.length === 0) return undefined;
+  return { profiler, detach };
 }

@@ -147,9 +147,12 @@ function modelFacts(model: Model, path: string): ModelFacts {
   };
 }
 
-/** The thread count the engine reports, if it reports one. */
+/** The threads the engine says it runs (its executor's active threads), if it says. */
 function reportedThreads(model: Model): number | null {
-  const t = (model as unknown as { threads?: unknown }).threads;
+  const ex = (model as unknown as { executor?: { threads?: unknown; stats?: () => { activeThreads?: unknown } } }).executor;
+  if (!ex) return null;
+  const active = typeof ex.stats === 'function' ? ex.stats().activeThreads : undefined;
+  const t = typeof active === 'number' ? active : ex.threads;
   return typeof t === 'number' && Number.isInteger(t) && t > 0 ? t : null;
 }
 
@@ -168,10 +171,10 @@ function timePrefill(model: Model, tokens: readonly number[]): number {
  * Decodes `steps` tokens one at a time (greedy) after a short prompt; returns the milliseconds of the
  * decode steps alone and how many ran (fewer if the model picked an end-of-generation token).
  */
-async function timeDecode(model: Model, prompt: readonly number[], steps: number): Promise<{ ms: number; steps: number }> {
+async function timeDecode(model: Model, prompt: readonly number[], steps: number): Promise<{ ms: number; steps: number; promptMs: number }> {
   // The engine times its own forward calls; the first generated token comes from the prompt's logits.
   const { stats } = await model.complete(prompt, { maxTokens: steps + 1, temperature: 0 });
-  return { ms: stats.decodeMs, steps: Math.max(0, stats.generatedTokens - 1) };
+  return { ms: stats.decodeMs, steps: Math.max(0, stats.generatedTokens - 1), promptMs: stats.prefillMs };
 }
 
 export async function runModelBench(options: ModelBenchOptions): Promise<ModelBenchReport> {
@@ -288,9 +291,8 @@ async function profileModel(model: Model, pp: number | undefined, n: number, see
     if (n > 0) {
       profiler.reset();
       const d = await timeDecode(model, benchTokens(TG_PROMPT_TOKENS, vocab, seed), n);
-      // complete() also runs the one-token prompt, a forward pass like each decode step, so the
-      // counters cover steps + 1 passes: scale the decode wall time to match.
-      out.tg = profiler.report(d.steps > 0 ? (d.ms * (d.steps + 1)) / d.steps : d.ms);
+      // complete() also runs the one-token prompt: the counters cover its forward pass as well.
+      out.tg = profiler.report(d.ms + d.promptMs);
     }
     return out;
   } finally {

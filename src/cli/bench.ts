@@ -101,7 +101,8 @@ export function formatBenchReport(report: ModelBenchReport): string {
   const { model: m, machine } = report;
   const name = m.name ? `${m.name} (${m.architecture})` : m.architecture;
   const rows: string[][] = [];
-  const multi = report.runs.length > 1;
+  // The scaling column only means something when several thread counts were measured.
+  const multi = report.settings.threads.length > 1;
   for (const run of report.runs) {
     const threads = run.threadsUsed === null || run.threadsUsed === run.threadsRequested ? String(run.threadsRequested) : `${run.threadsRequested} (ran ${run.threadsUsed})`;
     for (const t of run.tests) {

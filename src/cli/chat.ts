@@ -24,7 +24,7 @@ const HELP = `usage: pocketllm chat -m model.gguf [options]
       --repeat-penalty R  penalty for repeating recent tokens (default 1.0 = off)
       --seed S            random seed (default: random)
       --ctx N             context length (default: min(model's, 4096))
-  -t, --threads N         threads (default 1)
+  -t, --threads N         threads (default: all cores)
 
 On a terminal: type a message after "> ". /reset starts over (the system message stays), /exit or
 Ctrl-D quits, Ctrl-C stops a reply (and quits at the prompt). With standard input from a pipe, each

@@ -21,7 +21,7 @@ const HELP = `usage: pocketllm run -m model.gguf (-p "prompt" | -f prompt.txt) [
       --seed S            random seed (default: random)
       --ctx N             context length (default: min(model's, 4096))
       --stop TEXT         stop when TEXT appears (repeatable)
-  -t, --threads N         threads (default 1)
+  -t, --threads N         threads running the kernels (default: all cores)
       --special           parse control tokens written in the prompt
 `;
 

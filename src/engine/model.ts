@@ -12,6 +12,8 @@ import { loadWeights } from '../model/weights.js';
 import type { KernelVariant } from '../runtime/kernels.js';
 import { selectKernels } from '../runtime/kernels.js';
 import { Arena, createSharedMemory } from '../runtime/memory.js';
+import { createExecutor, defaultThreadCount } from '../parallel/executor.js';
+import type { Executor, ParallelOptions } from '../parallel/executor.js';
 import { Sampler } from '../sampler/sampler.js';
 import type { SamplerOptions } from '../sampler/sampler.js';
 import { openFileStorage } from '../storage/node.js';
@@ -33,8 +35,13 @@ export interface LoadProgressEvent {
 export interface LoadModelOptions {
   /** Tokens the KV cache holds (default: min(the model's training context, 4096)). */
   contextLength?: number;
-  /** Worker threads (reserved for the multicore engine; 1 today). */
+  /**
+   * Threads running the kernels, this one included (default: os.availableParallelism()); 1 starts
+   * no worker at all. Logits are bit-identical for every thread count.
+   */
   threads?: number;
+  /** Load balancing, thresholds and test hooks of the worker threads. */
+  parallel?: ParallelOptions;
   /** Tokens processed per prefill batch (default 64). */
   batchSize?: number;
   /** Force a kernel build instead of the best one this engine runs correctly. */
@@ -280,11 +287,25 @@ export class Model {
     return new ChatSession(this, this.chatTemplate(options.template), options);
   }
 
-  /** Releases the file handle; the model cannot be used afterwards. */
+  /** The thread pool running the kernels (threads, statistics). */
+  get executor(): Executor {
+    return this.transformer.executor;
+  }
+
+  /** Threads running the kernels, this one included. */
+  get threads(): number {
+    return this.transformer.executor.threads;
+  }
+
+  /** Ends the worker threads and releases the file handle; the model cannot be used afterwards. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.storage.close();
+    try {
+      await this.transformer.executor.close();
+    } finally {
+      await this.storage.close();
+    }
   }
 
   private checkUsable(): void {
@@ -295,6 +316,7 @@ export class Model {
 /** Loads a GGUF model from a path (Node) or any Storage. */
 export async function loadModel(source: string | Storage, options: LoadModelOptions = {}): Promise<Model> {
   const storage = typeof source === 'string' ? await openFileStorage(source) : source;
+  let executor: Executor | undefined;
   try {
     const file = await readGGUF(storage);
     const hp = readHParams(file);
@@ -312,9 +334,12 @@ export async function loadModel(source: string | Storage, options: LoadModelOpti
     );
     const kv = new KVCache(arena, hp.blockCount, contextLength, hp.headCountKV * hp.headDim);
     const state = createRunState(arena, hp, Math.max(1, Math.min(options.batchSize ?? 64, contextLength)), contextLength);
-    const transformer = new Transformer(hp, weights, kernels.exports, arena, kv, state);
+    executor = await createExecutor(kernels, memory, options.threads ?? (await defaultThreadCount()), options.parallel);
+    const transformer = new Transformer(hp, weights, kernels.exports, arena, kv, state, executor);
+    executor.calibrate(transformer.calibrationJob());
     return new Model(file, hp, tokenizer, kernels.variant, storage, transformer, arena);
   } catch (e) {
+    await executor?.close().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw e;
   }

@@ -6,6 +6,8 @@ import { GGMLType, rowBytes } from '../quant/formats.js';
 import type { KernelExports } from '../runtime/kernel-exports.js';
 import { matmulKernelFor } from '../runtime/kernel-table.js';
 import type { Arena } from '../runtime/memory.js';
+import { SerialExecutor } from '../parallel/executor.js';
+import type { Executor, MatmulJob } from '../parallel/executor.js';
 import type { HParams } from './hparams.js';
 import type { KVCache } from './kv-cache.js';
 import type { MatrixWeight, ModelWeights } from './weights.js';
@@ -24,7 +26,9 @@ export interface RunState {
   readonly gate: number; // (maxBatch, ffn) f32
   readonly up: number; // (maxBatch, ffn) f32
   readonly positions: number; // (maxBatch) i32
-  readonly attnScratch: number; // f32 workspace of the attention kernel
+  readonly attnScratch: number; // attnScratchSlots f32 workspaces of the attention kernel, one per thread
+  readonly attnScratchSlots: number;
+  readonly attnScratchStride: number; // bytes per workspace: (contextLength + 16) f32
   /** Converted activations per format, each (maxBatch, widest row) in that format. */
   readonly activations: ReadonlyMap<GGMLType, number>;
   readonly logits: number; // (logitRows, vocab) f32
@@ -56,6 +60,8 @@ export function createRunState(arena: Arena, hp: HParams, maxBatch: number, cont
     up: f32(maxBatch * ffn),
     positions: arena.alloc('scratch', maxBatch * 4),
     attnScratch: f32(hp.headCount * (contextLength + 16)),
+    attnScratchSlots: hp.headCount,
+    attnScratchStride: (contextLength + 16) * 4,
     activations,
     logits: f32(logitRows * hp.vocabSize),
     logitRows,
@@ -65,6 +71,8 @@ export function createRunState(arena: Arena, hp: HParams, maxBatch: number, cont
 export type LogitsWanted = 'none' | 'last' | 'all';
 
 export class Transformer {
+  /** Runs the heavy kernels (matmuls, attention, norms, conversions), on one thread or several. */
+  readonly executor: Executor;
   private readonly qDim: number;
   private readonly kvDim: number;
   private readonly attnScale: number;
@@ -76,7 +84,10 @@ export class Transformer {
     readonly arena: Arena,
     readonly kv: KVCache,
     readonly state: RunState,
+    /** Runs the heavy kernels split across worker threads; by default all on this thread. */
+    executor?: Executor,
   ) {
+    this.executor = executor ?? new SerialExecutor(kernels);
     this.qDim = hp.headCount * hp.headDim;
     this.kvDim = hp.headCountKV * hp.headDim;
     this.attnScale = 1 / Math.sqrt(hp.headDim);
@@ -109,7 +120,7 @@ export class Transformer {
 
   /** One batch of at most maxBatch tokens through every layer; leaves the residual stream in state.x. */
   private forwardChunk(tokens: readonly number[]): void {
-    const { hp, kernels: k, state: s, weights: w, kv } = this;
+    const { hp, kernels: k, state: s, weights: w, kv, executor: ex } = this;
     const n = tokens.length;
     const embd = hp.embeddingLength;
     const pos0 = kv.length;
@@ -128,7 +139,7 @@ export class Transformer {
       const vCache = kv.values[l]! + pos0 * this.kvDim * 4;
 
       // Attention: the new keys and values are written straight into their cache rows.
-      k.rmsNorm(s.x, L.attnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
+      ex.rmsNorm(s.x, L.attnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
       this.matmuls(s.xNorm, n, [[L.attnQ, s.q], [L.attnK, kCache], [L.attnV, vCache]]);
       if (L.attnQBias) k.addBias(s.q, L.attnQBias.ptr, this.qDim, n);
       if (L.attnKBias) k.addBias(kCache, L.attnKBias.ptr, this.kvDim, n);
@@ -136,28 +147,32 @@ export class Transformer {
       const rope = hp.ropeStyle === 'neox' ? k.ropeNeox : k.ropeNorm;
       rope(s.q, n, hp.headCount, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
       rope(kCache, n, hp.headCountKV, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
-      k.attention(s.q, kv.keys[l]!, kv.values[l]!, s.attnOut, n, hp.headCount, hp.headCountKV, hp.headDim, this.kvDim, pos0, this.attnScale, s.attnScratch, 0, hp.headCount);
+      ex.attention({
+        q: s.q, k: kv.keys[l]!, v: kv.values[l]!, out: s.attnOut, nTok: n,
+        nHeads: hp.headCount, nKVHeads: hp.headCountKV, headDim: hp.headDim, kvStride: this.kvDim, pos0, scale: this.attnScale,
+        scratch: s.attnScratch, scratchStride: s.attnScratchStride, scratchSlots: s.attnScratchSlots,
+      });
       this.matmuls(s.attnOut, n, [[L.attnOutput, s.branch]]);
-      k.addRows(s.x, s.branch, n * embd);
+      ex.addRows(s.x, s.branch, n * embd);
 
       // Feed-forward: down(silu(gate(x)) * up(x)).
-      k.rmsNorm(s.x, L.ffnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
+      ex.rmsNorm(s.x, L.ffnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
       this.matmuls(s.xNorm, n, [[L.ffnGate, s.gate], [L.ffnUp, s.up]]);
-      k.siluMul(s.gate, s.up, s.gate, n * hp.feedForwardLength);
+      ex.siluMulRows(s.gate, s.up, s.gate, hp.feedForwardLength, n);
       this.matmuls(s.gate, n, [[L.ffnDown, s.branch]]);
-      k.addRows(s.x, s.branch, n * embd);
+      ex.addRows(s.x, s.branch, n * embd);
     }
     for (const t of tokens) kv.tokens.push(t);
   }
 
   /** Final norm and output projection of rows [first, first+count) of the last chunk into `dst`. */
   private projectLogits(first: number, count: number, dst: Float32Array, dstOffset: number): void {
-    const { hp, kernels: k, state: s, weights: w } = this;
+    const { hp, executor: ex, state: s, weights: w } = this;
     const embd = hp.embeddingLength;
     const vocab = hp.vocabSize;
     for (let r = 0; r < count; r += s.logitRows) {
       const rows = Math.min(s.logitRows, count - r);
-      k.rmsNorm(s.x + (first + r) * embd * 4, w.outputNorm.ptr, s.xNorm, embd, rows, hp.rmsNormEps);
+      ex.rmsNorm(s.x + (first + r) * embd * 4, w.outputNorm.ptr, s.xNorm, embd, rows, hp.rmsNormEps);
       this.matmuls(s.xNorm, rows, [[w.output, s.logits]]);
       dst.set(this.arena.f32(s.logits, rows * vocab), dstOffset + r * vocab);
     }
@@ -169,18 +184,33 @@ export class Transformer {
    */
   private matmuls(input: number, nTok: number, jobs: readonly (readonly [MatrixWeight, number])[]): void {
     const converted = new Set<GGMLType>();
+    const calls: MatmulJob[] = [];
     for (const [w, out] of jobs) {
       const kernel = matmulKernelFor(w.type);
       let x = input;
       if (kernel.activationType !== GGMLType.F32) {
         x = this.state.activations.get(kernel.activationType)!;
         if (!converted.has(kernel.activationType)) {
-          kernel.convert(this.kernels)(input, x, w.cols, nTok);
+          this.executor.convertRows(kernel.converterName!, input, x, w.cols, nTok, activationRowBytes(kernel.activationType, w.cols));
           converted.add(kernel.activationType);
         }
       }
-      kernel.matmul(this.kernels)(w.ptr, x, out, w.cols, w.rows, nTok, 0, w.rows);
+      calls.push({ kernel: kernel.matmulName, w: w.ptr, x, out, cols: w.cols, rows: w.rows, nTok });
     }
+    // All calls together: one barrier for q/k/v and one for gate/up when they run on worker threads.
+    this.executor.matmuls(calls);
+  }
+
+  /**
+   * A real one-token matmul for measuring thread speeds at start-up: the widest projection of the
+   * first layer, reading the (zeroed) activation scratch and writing into the gate buffer.
+   */
+  calibrationJob(): MatmulJob {
+    const L = this.weights.layers[0]!;
+    const w = L.ffnUp;
+    const kernel = matmulKernelFor(w.type);
+    const x = kernel.activationType === GGMLType.F32 ? this.state.xNorm : this.state.activations.get(kernel.activationType)!;
+    return { kernel: kernel.matmulName, w: w.ptr, x, out: this.state.up, cols: w.cols, rows: w.rows, nTok: 1 };
   }
 }
 

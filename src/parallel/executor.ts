@@ -66,10 +66,12 @@ export interface Executor {
   /** nTok rows of `cols` f32 at x to rows of dstRowBytes at dst. */
   convertRows(kernel: ConverterKernelName, x: number, dst: number, cols: number, nTok: number, dstRowBytes: number): void;
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void;
-  /** out = silu(gate) * up over n elements. */
-  siluMul(gate: number, up: number, out: number, n: number): void;
+  /** out = silu(gate) * up on nTok rows of cols (the kernel's numerics depend on the row length). */
+  siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void;
   /** dst += src over n elements. */
   addRows(dst: number, src: number, n: number): void;
+  /** Measures thread speeds on a real kernel call (start-up); a no-op on one thread. */
+  calibrate(job: MatmulJob): void;
   stats(): ExecutorStats;
   /** Resolves when no pool rebuild is under way. */
   ready(): Promise<void>;
@@ -104,8 +106,8 @@ export class SerialExecutor implements Executor {
     this.calls++;
   }
 
-  siluMul(gate: number, up: number, out: number, n: number): void {
-    this.k.siluMul(gate, up, out, n);
+  siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {
+    this.k.siluMulRows(gate, up, out, cols, nTok);
     this.calls++;
   }
 
@@ -113,6 +115,8 @@ export class SerialExecutor implements Executor {
     this.k.addRows(dst, src, n);
     this.calls++;
   }
+
+  calibrate(): void {}
 
   stats(): ExecutorStats {
     return { threads: 1, activeThreads: 1, parallelCalls: 0, serialCalls: this.calls, barrierMs: 0, shares: [1], faults: 0, lastFault: undefined };

@@ -1,51 +1,10 @@
-// The worker thread's side of the pool: instantiate the kernel module on the shared memory once, then
-// wait on the control block's generation counter and run this thread's share of each dispatch, until
-// QUIT. Plain JavaScript, loaded as it is by piscina both from src/ (tests) and from dist/ (copied by
-// the build): it knows no layout numbers of its own, they all come from workerData.layout
-// (control-block.ts). `runShare` is also what the coordinator runs for its own share.
+// The worker thread's side of the pool (the piscina task): instantiate the kernel module on the shared
+// memory once, then wait on the control block's generation counter and run this thread's share of each
+// dispatch, until QUIT. Plain JavaScript, loaded as it is by piscina both from src/ (tests) and from
+// dist/ (copied by the build): it knows no layout numbers of its own, they all come from
+// workerData.layout (control-block.ts).
 import { workerData } from 'node:worker_threads';
-
-/**
- * Runs participant p's share of every op of the current dispatch: reads each op's arguments from the
- * control block, puts p's range into them (as a [start, end) pair, or as a count with pointers moved
- * to the start), and calls the kernel. `args` is a scratch Float64Array of layout.MAX_ARGS.
- */
-export function runShare(fns, i32, f64, L, p, args) {
-  const opCount = i32[L.OP_COUNT];
-  for (let o = 0; o < opCount; o++) {
-    const r = L.RANGES + 2 * (o * L.MAX_PARTICIPANTS + p);
-    const start = i32[r];
-    const end = i32[r + 1];
-    if (end <= start) continue;
-    const ob = L.OPS + o * L.OP_INTS;
-    const ab = L.ARGS + o * L.MAX_ARGS;
-    for (let a = 0; a < L.MAX_ARGS; a++) args[a] = f64[ab + a];
-    const at = i32[ob + L.OP_RANGE_ARG];
-    if (i32[ob + L.OP_MODE] === L.MODE_RANGE) {
-      args[at] = start;
-      args[at + 1] = end;
-      const sa = i32[ob + L.OP_SCRATCH_ARG];
-      if (sa >= 0) args[sa] += p * i32[ob + L.OP_SCRATCH_STRIDE];
-    } else {
-      args[at] = end - start;
-      for (let k = 0; k < L.OP_PTR_COUNT; k++) {
-        const pa = i32[ob + L.OP_PTR0 + 2 * k];
-        if (pa >= 0) args[pa] += start * i32[ob + L.OP_PTR0 + 2 * k + 1];
-      }
-    }
-    // Wasm functions ignore arguments past their own.
-    fns[i32[ob + L.OP_KERNEL]](args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9], args[10], args[11], args[12], args[13], args[14], args[15]);
-  }
-}
-
-/** The kernel functions named in `names`, in that order; throws naming a missing one. */
-export function kernelFunctions(exports, names) {
-  return names.map((name) => {
-    const fn = exports[name];
-    if (typeof fn !== 'function') throw new Error(`the kernel module has no export "${name}"`);
-    return fn;
-  });
-}
+import { kernelFunctions, runShare } from './run-share.js';
 
 /**
  * piscina's task: serve dispatches as participant `task.participant` until QUIT (resolves "quit").

@@ -11,8 +11,8 @@ import type { SelectedKernels } from '../runtime/kernels.js';
 import { CONTROL_LAYOUT as L, MAX_OPS, MAX_PARTICIPANTS } from './control-block.js';
 import type { AttentionJob, ConverterKernelName, Executor, ExecutorStats, MatmulJob, MatmulKernelName, ParallelOptions } from './executor.js';
 import { SerialExecutor } from './executor.js';
-import { kernelFunctions, runShare } from './kernel-worker.js';
-import type { KernelFunction } from './kernel-worker.js';
+import { kernelFunctions, runShare } from './run-share.js';
+import type { KernelFunction } from './run-share.js';
 import { ELEMENT_ALIGN, ROW_ALIGN, partitionRange } from './partition.js';
 import { WorkerPool } from './pool.js';
 import { ThroughputModel } from './throughput.js';
@@ -23,7 +23,7 @@ const MATMUL_KERNELS: readonly MatmulKernelName[] = [
 ];
 const CONVERTER_KERNELS: readonly ConverterKernelName[] = ['quantizeRowsQ8_0', 'quantizeRowsQ8_1', 'quantizeRowsQ8_K', 'convertRowsF16', 'convertRowsBF16'];
 /** The exports a dispatch can name; a kernel's id in the control block is its index here. */
-const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMul', 'addRows'];
+const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows'];
 
 /** How long one Atomics.wait of the coordinator lasts before it looks at the clock again. */
 const WAIT_SLICE_MS = 50;
@@ -79,6 +79,13 @@ export class ParallelExecutor implements Executor {
     this.throughput = new ThroughputModel(threads);
     this.weights = new Float64Array(threads);
     this.work = new Float64Array(threads);
+    if (options.balance !== undefined && options.balance !== 'throughput' && options.balance !== 'even') {
+      throw new RangeError(`parallel.balance must be "throughput" or "even", got ${String(options.balance)}`);
+    }
+    if (options.stallTimeoutMs !== undefined && !(options.stallTimeoutMs > 0)) throw new RangeError(`parallel.stallTimeoutMs must be positive, got ${options.stallTimeoutMs}`);
+    if (options.spinIterations !== undefined && !(Number.isInteger(options.spinIterations) && options.spinIterations >= 0)) {
+      throw new RangeError(`parallel.spinIterations must be a non-negative integer, got ${options.spinIterations}`);
+    }
     this.balance = options.balance ?? 'throughput';
     this.stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     this.spinIterations = options.spinIterations ?? DEFAULT_SPIN_ITERATIONS;
@@ -91,7 +98,12 @@ export class ParallelExecutor implements Executor {
     }
     const ex = new ParallelExecutor(kernels, memory, threads, options);
     ex.pool = await ex.startPool();
-    ex.barrierMs = ex.measureBarrier(ex.pool);
+    try {
+      ex.barrierMs = ex.measureBarrier(ex.pool);
+    } catch (e) {
+      await ex.close();
+      throw e;
+    }
     return ex;
   }
 
@@ -165,13 +177,14 @@ export class ParallelExecutor implements Executor {
     this.splitCount(pool, nTok, 1);
   }
 
-  siluMul(gate: number, up: number, out: number, n: number): void {
-    const pool = n >= 2 * ELEMENT_ALIGN && this.worthSplitting(4 * n) ? this.activePool() : undefined;
-    if (!pool) return this.serial.siluMul(gate, up, out, n);
+  siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {
+    // Split by whole rows only: the kernel's numerics depend on a value's place in its row.
+    const pool = nTok > 1 && this.worthSplitting(4 * cols * nTok) ? this.activePool() : undefined;
+    if (!pool) return this.serial.siluMulRows(gate, up, out, cols, nTok);
     const b = pool.block;
-    b.setCountOp(0, this.kernelIds.get('siluMul')!, 3, [[0, 4], [1, 4], [2, 4]]);
-    this.setArgs(b, 0, gate, up, out, n);
-    this.splitCount(pool, n, ELEMENT_ALIGN);
+    b.setCountOp(0, this.kernelIds.get('siluMulRows')!, 4, [[0, cols * 4], [1, cols * 4], [2, cols * 4]]);
+    this.setArgs(b, 0, gate, up, out, cols, nTok);
+    this.splitCount(pool, nTok, 1);
   }
 
   addRows(dst: number, src: number, n: number): void {
@@ -213,7 +226,7 @@ export class ParallelExecutor implements Executor {
   // ---- splitting and dispatch ----
 
   /** Arguments 0..11 of op o (unused trailing ones 0); fixed arity, so nothing is allocated per call. */
-  private setArgs(b: WorkerPool['block'], o: number, a0: number, a1: number, a2: number, a3: number, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0): void {
+  private setArgs(b: WorkerPool['block'], o: number, a0: number, a1: number, a2: number, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0): void {
     b.setArg(o, 0, a0);
     b.setArg(o, 1, a1);
     b.setArg(o, 2, a2);
@@ -336,7 +349,10 @@ export class ParallelExecutor implements Executor {
     this.rebuilding = rebuild;
   }
 
-  /** Times `rounds` empty dispatches and returns the median, in milliseconds. */
+  /**
+   * Times `rounds` empty dispatches and returns the first quartile, in milliseconds: the cost when
+   * nothing else competes for the cores, which a median taken while another process runs overstates.
+   */
   private measureBarrier(pool: WorkerPool, rounds = 31): number {
     const i = pool.block.i32;
     const times: number[] = [];
@@ -355,7 +371,7 @@ export class ParallelExecutor implements Executor {
       times.push(performance.now() - t0);
     }
     times.sort((a, b) => a - b);
-    return times[rounds >> 1]!;
+    return times[rounds >> 2]!;
   }
 
   // ---- lifecycle, statistics, test hooks ----

@@ -5,7 +5,7 @@
 
 /** Row ranges of matmuls are multiples of this, ready for packed 16-row weight groups. */
 export const ROW_ALIGN = 16;
-/** Element ranges of elementwise kernels are multiples of this (whole f32x4 vectors, 64 bytes). */
+/** Element ranges of elementwise kernels (addRows) are multiples of this: whole f32x4 vectors, 64 bytes. */
 export const ELEMENT_ALIGN = 16;
 
 /**

@@ -52,8 +52,10 @@ export interface KernelExports {
    * f32; heads [headStart, headEnd). scratch: pos0 + nTok f32 for this call alone.
    */
   attention(q: number, k: number, v: number, out: number, nTok: number, nHeads: number, nKVHeads: number, headDim: number, kvStride: number, pos0: number, scale: number, scratch: number, headStart: number, headEnd: number): void;
-  /** out = silu(gate) * up. */
+  /** out = silu(gate) * up (any split of a range gives the same bits). */
   siluMul(gate: number, up: number, out: number, n: number): void;
+  /** silu(gate) * up on nTok rows of cols, exactly llama.cpp's per-row numerics; split only by rows. */
+  siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void;
   /** dst += src. */
   addRows(dst: number, src: number, n: number): void;
   /** x[t] += bias for nTok rows of cols. */

@@ -1,4 +1,4 @@
-// Types of kernel-worker.js (plain JavaScript so piscina can load it from src/ and dist/ alike).
+// Types of run-share.js (plain JavaScript so worker threads can load it from src/ and dist/ alike).
 import type { ControlLayout } from './control-block.js';
 
 export type KernelFunction = (...args: number[]) => unknown;
@@ -8,6 +8,3 @@ export function runShare(fns: readonly KernelFunction[], i32: Int32Array, f64: F
 
 /** The kernel functions named in `names`, in that order; throws naming a missing one. */
 export function kernelFunctions(exports: object, names: readonly string[]): KernelFunction[];
-
-/** piscina's task: serve dispatches as participant `task.participant` until QUIT. */
-export default function serve(task: { participant: number }): 'quit';
