@@ -3,7 +3,7 @@
 // reads over a buffer the size of a benchmarked matrix (wherever the cache keeps it) and over a
 // buffer far larger than any cache.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -36,7 +36,9 @@ function buildProbe(): WebAssembly.Module {
     [asc, 'bench/wasm/bandwidth.ts', '--runtime', 'stub', '--importMemory', '--sharedMemory', '--noExportMemory', '--initialMemory', '1', '--maximumMemory', '65536', '--enable', 'threads', '--enable', 'simd', '--use', 'abort=', '-O3', '--noAssert', '-o', out],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
   );
-  return new WebAssembly.Module(readFileSync(out));
+  const bytes = readFileSync(out);
+  rmSync(out, { force: true });
+  return new WebAssembly.Module(bytes);
 }
 
 /** Read bandwidth over buffers of each size in `sizes` (bytes, rounded up to 64). */

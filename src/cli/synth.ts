@@ -76,8 +76,12 @@ export async function synthCommand(argv: string[]): Promise<number> {
     const weights = parseWeights(args.weights);
     const vocabKind = parseVocabKind(args.vocab, args['vocab-from']);
     const vocab = await loadVocab(vocabKind, args['vocab-from'], shape);
+    // A real vocabulary larger than the shape's (Llama 3's 128256 in smollm2-135m, say) widens the
+    // embedding and output matrices to hold it; every other dimension keeps the real model's value.
+    const sized = vocab.tokenCount > shape.vocabSize ? { ...shape, vocabSize: vocab.tokenCount } : shape;
+    if (sized !== shape) process.stderr.write(`vocabulary size widened from ${shape.vocabSize} to ${sized.vocabSize} to hold the ${args.vocab ?? 'given'} vocabulary\n`);
 
-    const plan = planSynth({ shape, fileType, seed, vocab, weights });
+    const plan = planSynth({ shape: sized, fileType, seed, vocab, weights });
     const started = performance.now();
     await writePlan(plan, args.output);
     const seconds = (performance.now() - started) / 1000;
@@ -109,13 +113,13 @@ async function loadVocab(kind: VocabKind | 'file', from: string | undefined, sha
       return minimalSpmVocab(shape.vocabSize);
     case 'file':
     case 'llama2': {
-      const vocab = await vocabFromGGUF(from!, shape.vocabSize);
+      const vocab = await vocabFromGGUF(from!, shape.vocabSize, { widen: true });
       if (kind === 'file' || vocab.model === 'llama') return vocab;
       throw new VocabError(`${from} holds a "${vocab.model}" vocabulary, not the SentencePiece ("llama") one --vocab llama2 asks for`);
     }
     case 'llama3':
     case 'qwen3':
-      return padVocab(await loadLenmlVocab(kind), shape.vocabSize, `${kind} vocabulary`);
+      return padVocab(await loadLenmlVocab(kind), shape.vocabSize, `${kind} vocabulary`, { widen: true });
   }
 }
 

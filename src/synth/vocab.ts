@@ -92,27 +92,34 @@ export function minimalSpmVocab(size: number): SynthVocab {
 }
 
 /** The tokenizer.* entries of a GGUF file, padded to `size` tokens. */
-export async function vocabFromGGUF(path: string, size: number): Promise<SynthVocab> {
+export async function vocabFromGGUF(path: string, size: number, options: PadOptions = {}): Promise<SynthVocab> {
   const storage = await openFileStorage(path);
   try {
     const file = await readGGUF(storage);
     const entries = file.kv.filter((e) => e.key.startsWith('tokenizer.'));
     if (!entries.some((e) => e.key === KEY_TOKENS)) throw new VocabError(`${path} has no vocabulary (no ${KEY_TOKENS})`);
-    return padVocab(entries, size, `vocabulary of ${path}`);
+    return padVocab(entries, size, `vocabulary of ${path}`, options);
   } finally {
     await storage.close();
   }
 }
 
+export interface PadOptions {
+  /** Keep a vocabulary larger than `size` whole (the caller widens the model) instead of refusing it. */
+  readonly widen?: boolean;
+}
+
 /**
  * Pads the token, score and type arrays of `entries` to `size` tokens. A vocabulary larger than
- * `size` is refused: dropping tokens would change ids that merges and special-token keys refer to.
+ * `size` is refused unless `widen`: dropping tokens would change ids that merges and special-token
+ * keys refer to.
  */
-export function padVocab(entries: readonly GGUFKV[], size: number, description: string): SynthVocab {
+export function padVocab(entries: readonly GGUFKV[], size: number, description: string, options: PadOptions = {}): SynthVocab {
   const byKey = new Map(entries.map((e) => [e.key, e]));
   const tokens = stringItems(byKey.get(KEY_TOKENS));
   if (!tokens) throw new VocabError(`${description} has no ${KEY_TOKENS} string array`);
   const count = tokens.length;
+  if (options.widen) size = Math.max(size, count);
   if (count > size) throw new VocabError(`${description} has ${count} tokens, more than the shape's vocabulary of ${size}`);
   const model = byKey.get('tokenizer.ggml.model')?.value;
   if (typeof model !== 'string') throw new VocabError(`${description} has no tokenizer.ggml.model`);
