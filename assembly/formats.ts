@@ -81,3 +81,43 @@ export function blockBytes(type: i32): i32 {
   }
   return 0;
 }
+
+// ---- packed weight layouts (the prose is in src/quant/formats.ts, "Packed layouts") ----
+// A packed matrix is cut into groups of PACK_ROWS consecutive rows (the last group padded with zero
+// rows); group g holds, for each block column b in order, one "group block" of PACK_ROWS blocks:
+// their scales gathered first, then their quants, row by row.
+
+/** Bumped whenever a packed layout changes (a packed-weight cache keys on it). */
+export const PACKED_LAYOUT_VERSION: i32 = 1;
+/** Rows interleaved per group. */
+export const PACK_ROWS: i32 = 8;
+/**
+ * Q4_0x8 group block: d[8]:f16, then eight 16-byte vectors (quad k = 0..3, row half h): rows
+ * 4h..4h+3, four Q4_0 quant bytes 4k..4k+3 each (vector at 16 + 16 * (2k + h)).
+ */
+export const PACKED_Q4_0_GROUP: i32 = 144;
+/** Q8_0x8 group block: d[8]:f16, then qs[8][32], each half of 16 stored evens first (w0 w2 .. w14 w1 w3 .. w15). */
+export const PACKED_Q8_0_GROUP: i32 = 272;
+
+/** Rows per group of a type's packed layout, or 0 when the type's weights stay in file layout. */
+export function packedRows(type: i32): i32 {
+  switch (type) {
+    case TYPE_Q4_0:
+    case TYPE_Q8_0:
+      return PACK_ROWS;
+  }
+  return 0;
+}
+
+/** Bytes of one group block of a type's packed layout, or 0 when the type is not packed. */
+export function packedGroupBytes(type: i32): i32 {
+  switch (type) {
+    case TYPE_Q4_0: return PACKED_Q4_0_GROUP;
+    case TYPE_Q8_0: return PACKED_Q8_0_GROUP;
+  }
+  return 0;
+}
+
+export function packedLayoutVersion(): i32 {
+  return PACKED_LAYOUT_VERSION;
+}

@@ -8,22 +8,28 @@ import {
   refQuantizeRowsQ8_0, refQuantizeRowsQ8_1, refQuantizeRowsQ8_K, refConvertRowsF16, refConvertRowsBF16,
 } from './ref/quantize';
 import { refMatmul } from './ref/matmul';
+import { fmaF32 as refFmaF32 } from './ref/fma';
+import { fmaRound } from './simd/lanes';
 import {
-  simdMatmulF32, simdMatmulF16, simdMatmulBF16, simdMatmulQ4_0, simdMatmulQ4_1, simdMatmulQ5_0,
-  simdMatmulQ5_1, simdMatmulQ8_0, simdMatmulQ2_K, simdMatmulQ3_K, simdMatmulQ4_K, simdMatmulQ5_K,
+  simdMatmulF32, simdMatmulF16, simdMatmulBF16, simdMatmulQ4_1, simdMatmulQ5_0,
+  simdMatmulQ5_1, simdMatmulQ2_K, simdMatmulQ3_K, simdMatmulQ4_K, simdMatmulQ5_K,
   simdMatmulQ6_K,
 } from './simd/matmul';
+import { simdMatmulQ4_0, simdMatmulQ8_0 } from './simd/matmul-packed';
+import { dequantizePackedRow as refDequantizePackedRow, repackRows as refRepackRows } from './ref/repack';
 import { refAddBias, refAddRows, refRmsNorm, refScaleRows, refSiluMul, refSiluMulRows } from './ref/ops';
 import { simdAddBias, simdAddRows, simdRmsNorm, simdScaleRows } from './simd/ops';
 import { rope } from './ref/rope';
 import { refAttention } from './ref/attention';
 import { simdAttention } from './simd/attention';
+import { refAttentionKvF16, refAttentionKvInt8, refKvStoreF16, refKvStoreInt8 } from './ref/kv';
+import { simdAttentionKvF16, simdAttentionKvInt8, simdKvStoreInt8 } from './simd/kv';
 import {
   TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
   TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K,
 } from './formats';
 
-export { blockSize, blockBytes } from './formats';
+export { blockSize, blockBytes, packedRows, packedGroupBytes, packedLayoutVersion } from './formats';
 
 /** 0 = scalar, 1 = simd, 2 = relaxed: what this build was compiled with. */
 export function kernelVariant(): i32 {
@@ -37,10 +43,23 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-/** Known-answer probe run at start-up: sum of a[i]*b[i], a signed bytes, b in 0..127, n % 16 == 0. */
+/**
+ * Known-answer probe run at start-up: sum of a[i]*b[i], a signed bytes, b in 0..127, n % 16 == 0. The
+ * relaxed build returns a wrong sum when this engine's relaxed madd is not fused (simd/selftest.ts).
+ */
 export function selfTestDotI8(a: usize, b: usize, n: i32): i32 {
   if (ASC_FEATURE_SIMD) return simdDotI8I7(a, b, n);
   return refDotI8I7(a, b, n);
+}
+
+/**
+ * One x86 fused multiply-add of f32 values (a * b + c, rounded once) as this build's matmuls compute
+ * their block steps: scalar and SIMD128 by the exact f64 emulation, relaxed by relaxed_madd. For tests.
+ */
+export function fmaProbe(a: f32, b: f32, c: f32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.extract_lane(f32x4.relaxed_madd(f32x4.splat(a), f32x4.splat(b), f32x4.splat(c)), 0);
+  if (ASC_FEATURE_SIMD) return <f32>f64x2.extract_lane(fmaRound(f64x2.splat(<f64>a * <f64>b), f64x2.splat(<f64>c)), 0);
+  return refFmaF32(a, b, c);
 }
 
 // ---- dequantization and activation conversion (scalar in every build: O(row) work) ----
@@ -66,8 +85,21 @@ export function convertRowsBF16(x: usize, dst: usize, cols: i32, nTok: i32): voi
   refConvertRowsBF16(x, dst, cols, nTok);
 }
 
+// ---- packed weight layouts (formats.ts): repacking at load, and rows read back ----
+
+/** Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, or -1. */
+export function repackRows(type: i32, src: usize, dst: usize, rows: i32, cols: i32): i32 {
+  return refRepackRows(type, src, dst, rows, cols);
+}
+
+/** dst f32[cols] = row `row` of a packed matrix of `type`; 0, or -1 for a type that is not packed. */
+export function dequantizePackedRow(type: i32, w: usize, cols: i32, row: i32, dst: usize): i32 {
+  return refDequantizePackedRow(type, w, cols, row, dst);
+}
+
 // ---- matrix multiplies: out[t*rows + r] = dot(W row r, x row t), r in [rowStart, rowEnd), all
-// nTok tokens; x holds the tokens' rows in the weight type's activation format ----
+// nTok tokens; x holds the tokens' rows in the weight type's activation format. Q4_0 and Q8_0
+// weights are in their packed layouts (formats.ts), the others as in the file ----
 
 export function matmulF32(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
   if (ASC_FEATURE_SIMD) simdMatmulF32(w, x, out, cols, rows, nTok, rowStart, rowEnd);
@@ -193,4 +225,29 @@ export function addBias(x: usize, bias: usize, cols: i32, nTok: i32): void {
 export function scaleRows(x: usize, s: f32, n: i32): void {
   if (ASC_FEATURE_SIMD) simdScaleRows(x, s, n);
   else refScaleRows(x, s, n);
+}
+
+// ---- reduced-precision KV cache (row layouts in ref/kv.ts) ----
+
+/** nTok rows of cols f32 at src to f16 cache rows at dst. Scalar in every build: O(row) work. */
+export function kvStoreF16(src: usize, dst: usize, cols: i32, nTok: i32): void {
+  refKvStoreF16(src, dst, cols, nTok);
+}
+
+/** nTok rows of nKVHeads*headDim f32 at src to int8 cache rows (a scale per head) at dst. */
+export function kvStoreInt8(src: usize, dst: usize, nKVHeads: i32, headDim: i32, nTok: i32): void {
+  if (ASC_FEATURE_SIMD) simdKvStoreInt8(src, dst, nKVHeads, headDim, nTok);
+  else refKvStoreInt8(src, dst, nKVHeads, headDim, nTok);
+}
+
+/** attention() over an f16 KV cache: same arguments, cache rows of kvStride halves. */
+export function attentionKvF16(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdAttentionKvF16(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+  else refAttentionKvF16(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+}
+
+/** attention() over an int8 KV cache: same arguments, int8 cache rows (scales, then values). */
+export function attentionKvInt8(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdAttentionKvInt8(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+  else refAttentionKvInt8(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
 }

@@ -1,6 +1,8 @@
 // `npm run bench`: the whole benchmark suite. Measures single-thread read bandwidth, the matmul
 // kernels of every weight type and kernel build (tinybench), and `pocketllm bench` on synthetic models
-// of real shapes (each in its own process, so peak RSS is per model), then writes BENCHMARKS.md.
+// of real shapes (each in its own process, so peak RSS is per model), then, with several thread
+// counts, the read bandwidth of that many threads over buffers the size of each model's decode reads;
+// writes BENCHMARKS.md.
 //
 //   npm run bench                  full run (a few minutes)
 //   npm run bench -- --quick       fewer repetitions, best kernel build only, no profiles (about a minute)
@@ -17,16 +19,19 @@ import type { KernelVariant } from '../src/runtime/kernels.js';
 import { KERNEL_VARIANTS, selectKernels } from '../src/runtime/kernels.js';
 import { createSharedMemory } from '../src/runtime/memory.js';
 import { GGMLType, rowBytes } from '../src/quant/formats.js';
-import { measureReadBandwidth } from './bandwidth.js';
+import type { ParallelBandwidthResult } from './bandwidth.js';
+import { measureParallelReadBandwidth, measureReadBandwidth } from './bandwidth.js';
 import { MATRIX_DIM, runKernelBench } from './kernels.js';
 import { ensureBenchModel } from './models.js';
-import type { ModelRun, SuiteResults } from './report.js';
+import type { CoreCheck, ModelRun, SuiteResults } from './report.js';
 import { E2E_CASES, formatBenchmarksMarkdown } from './report.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const VITE_NODE = join(ROOT, 'node_modules', 'vite-node', 'vite-node.mjs');
 /** One model's benchmark must finish in this time (the 1.1B shape takes about 1.5 minutes). */
 const MODEL_TIMEOUT_MS = 15 * 60_000;
+/** Bytes each thread reads in the in-cache loop: inside one core's 2 MiB L2 on this machine. */
+const IN_CACHE_BYTES_PER_THREAD = 1 << 20;
 /** Models larger than this get fewer repetitions. */
 const HEAVY_MODEL_BYTES = 300 << 20;
 
@@ -98,6 +103,17 @@ async function main(): Promise<number> {
   log('read bandwidth');
   const bandwidth = await measureReadBandwidth([q4Bytes, quick ? 256 << 20 : 1 << 30], quick ? 200 : 500);
 
+  // How much of the machine several threads get right now: a read loop inside each core's L2 is bound
+  // by the core alone, so N threads should run it N times as fast unless other processes hold cores.
+  const threadCounts = [...new Set(threads.split(',').map(Number))].sort((a, b) => a - b);
+  const coreCheck = async (when: string): Promise<CoreCheck> => {
+    log(`in-cache read loop on ${threadCounts.join(', ')} threads (${when})`);
+    const results: ParallelBandwidthResult[] = [];
+    for (const t of threadCounts) results.push(await measureParallelReadBandwidth(IN_CACHE_BYTES_PER_THREAD * t, t, quick ? 200 : 400));
+    return { when, results };
+  };
+  const coreChecks: CoreCheck[] = threadCounts.length > 1 ? [await coreCheck('start')] : [];
+
   log(`kernels: ${quick ? best : variants.join(', ')}`);
   const kernelVariants = quick ? [best] : variants;
   const kernels = await runKernelBench({
@@ -119,6 +135,18 @@ async function main(): Promise<number> {
     models.push({ case: c, file: model, command: `pocketllm ${cliArgs.join(' ')}`, report: await benchInChild(cliArgs) });
   }
 
+  // After the models, so the probe's buffers do not share the machine with a model's run.
+  const parallelBandwidth: ParallelBandwidthResult[] = [];
+  if (threadCounts.length > 1) {
+    for (const bytes of [...new Set(models.map((m) => m.report.model.decodeReadBytes))]) {
+      for (const t of threadCounts) {
+        log(`read bandwidth, ${t} thread${t > 1 ? 's' : ''}, ${(bytes / 2 ** 20).toFixed(0)} MiB`);
+        parallelBandwidth.push(await measureParallelReadBandwidth(bytes, t, quick ? 300 : 800));
+      }
+    }
+    coreChecks.push(await coreCheck('end'));
+  }
+
   const results: SuiteResults = {
     startedAt: started.toISOString(),
     durationSeconds: (performance.now() - t0) / 1000,
@@ -128,6 +156,8 @@ async function main(): Promise<number> {
     bestVariant: best,
     variants,
     bandwidth,
+    parallelBandwidth,
+    coreChecks,
     kernels,
     models,
   };

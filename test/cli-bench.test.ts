@@ -93,6 +93,41 @@ describe('pocketllm bench --json on stories260K', () => {
     }
   });
 
+  it('--profile on 1 and 2 threads carries the executor statistics of the 2-thread run only', async () => {
+    const { code, stdout } = await run(['-m', MODEL, '-p', '8', '-n', '4', '-r', '1', '-t', '1,2', '--profile', '--json']);
+    expect(code).toBe(0);
+    const report = JSON.parse(stdout) as ModelBenchReport;
+    expect(report.runs.map((r) => r.threadsRequested)).toEqual([1, 2]);
+    expect(report.runs[0]!.profile!.threads).toBeUndefined();
+    const th = report.runs[1]!.profile!.threads!;
+    // Per forward pass: 5 blocks × (q/k/v, output, gate/up, down groups) + the logits matmul, and one
+    // attention call per block. pp8 is one pass; tg4 the one-token prompt and 4 decode steps.
+    const blocks = 5;
+    for (const [p, passes] of [[th.pp!, 1], [th.tg!, 5]] as const) {
+      expect(p.threads).toBe(2);
+      expect(p.forwardPasses).toBe(passes);
+      expect(p.calls.matmul.calls).toBe(passes * (4 * blocks + 1));
+      expect(p.calls.matmul.jobs).toBe(passes * (7 * blocks + 1));
+      expect(p.calls.attention.calls).toBe(passes * blocks);
+      expect(p.calls.norm.calls).toBe(passes * (2 * blocks + 1));
+      expect(p.threadBusyMs).toHaveLength(2);
+      expect(p.wallMs).toBeGreaterThan(0);
+      expect(p.serialMs).toBeGreaterThanOrEqual(0);
+      expect(p.waitMs).toBeGreaterThanOrEqual(0);
+      expect(p.kinds.map((k) => k.kind)).toEqual(['matmul', 'attention', 'norm', 'swiglu', 'add']);
+    }
+    expect(report.runs[1]!.tests.every((t) => t.scaling !== null && t.scaling > 0)).toBe(true);
+  });
+
+  it('prints where the threads spent their time with --profile on 2 threads', async () => {
+    const { code, stdout } = await run(['-m', MODEL, '-p', '8', '-n', '2', '-r', '1', '-t', '2', '--profile']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/thread time, pp8 \(\w+, t=2\), [\d.]+ ms over 1 forward pass:/);
+    expect(stdout).toMatch(/thread time, tg2 \(\w+, t=2\), [\d.]+ ms over 3 forward passes:/);
+    expect(stdout).toMatch(/waiting at the barrier [\d.]+ ms/);
+    expect(stdout).toMatch(/\| call +\| calls \| split \|/);
+  });
+
   it('prints a table with one row per test by default', async () => {
     const { code, stdout } = await run(['-m', MODEL, '-p', '8', '-n', '0', '-r', '1', '--kernels', 'scalar']);
     expect(code).toBe(0);

@@ -1,10 +1,14 @@
 // The matmul kernels of every weight type in every build, and the dispatch table that names them.
 // Error ceilings (S = sum over i of |w_i * x_i| for the row and token, on dequantized values):
 //   simd and relaxed vs the scalar twin:         bit-identical for F32, F16, BF16, Q4_0, Q5_0, Q8_0 (same
-//                                                 lanes, same reduction order, same emulated fused
-//                                                 multiply-adds); |diff| <= 1e-5 * S for the others
+//                                                 lanes, same reduction order, the same fused
+//                                                 multiply-adds: exact f64 emulation in scalar and
+//                                                 simd, relaxed_madd in relaxed); |diff| <= 1e-5 * S
+//                                                 for the others
 //                                                 (integer parts are exact; only the order of f32 sums
 //                                                 and scale products differs)
+// Q4_0 and Q8_0 kernels read the packed layouts (test/kernels-repack.test.ts); their weights are repacked
+// from the file layout first, as the loader does.
 //   scalar vs f64 dot of dequantized weights and dequantized activations (TS reference dequantizer):
 //                                                 |diff| <= 2e-5 * S + D, D = sum over Q8_1 blocks of
 //                                                 |m_w| * |s - d * sum(q)| (llama.cpp's dot uses the
@@ -15,7 +19,8 @@
 //   F16, Q4_0, Q5_0, Q8_0 vs a transcription (below, in TypeScript) of llama.cpp's x86 AVX-512 kernels:
 //                                                 bit-identical: ggml_vec_dot_f16, ggml_vec_dot_q*_0_q8_0
 //                                                 with AVX2 (eight lanes of four weights, one fused
-//                                                 multiply-add per block, hsum_float_8) and, for Q4_0
+//                                                 multiply-add per block, rounded once: computed
+//                                                 exactly here, hsum_float_8) and, for Q4_0
 //                                                 with a multiple of 8 rows, the repacked
 //                                                 ggml_gemv/gemm_q4_0_8x8_q8_0 (one lane per output)
 import { describe, expect, it } from 'vitest';
@@ -70,8 +75,35 @@ function minTermRounding(type: GGMLType, w: Uint8Array, xq: Uint8Array, cols: nu
 
 
 const fr = Math.fround;
-/** An x86 fused multiply-add of f32 values (the product is exact in f64; one rounding to f32). */
-const fma = (a: number, b: number, c: number): number => fr(a * b + c);
+
+/** f32 value x as m * 2^e, m an integer. */
+function f32Parts(x: number): [bigint, number] {
+  const bits = new Uint32Array(new Float32Array([x]).buffer)[0]!;
+  const exp = (bits >>> 23) & 255, frac = bits & 0x7fffff;
+  const m = BigInt(exp === 0 ? frac : frac | 0x800000);
+  return [bits >>> 31 ? -m : m, exp === 0 ? -149 : exp - 150];
+}
+
+/**
+ * An x86 fused multiply-add of f32 values (vfmadd): a * b + c computed exactly in integers and rounded
+ * once to f32, to nearest, ties to even (finite inputs).
+ */
+function fma(a: number, b: number, c: number): number {
+  const [ma, ea] = f32Parts(a), [mb, eb] = f32Parts(b), [mc, ec] = f32Parts(c);
+  const ep = ea + eb, e = Math.min(ep, ec);
+  const total = ((ma * mb) << BigInt(ep - e)) + (mc << BigInt(ec - e));
+  if (total === 0n) return a * b + c; // an exact zero: its sign as IEEE addition gives it
+  const neg = total < 0n, mag = neg ? -total : total;
+  const shift = Math.max(mag.toString(2).length - 24, -149 - e);
+  let q = mag;
+  if (shift > 0) {
+    q = mag >> BigInt(shift);
+    const rem = mag - (q << BigInt(shift)), half = 1n << BigInt(shift - 1);
+    if (rem > half || (rem === half && (q & 1n) === 1n)) q += 1n;
+  }
+  const v = Number(q) * 2 ** (e + Math.max(shift, 0));
+  return fr(neg ? -v : v);
+}
 const f16At = (bytes: Uint8Array, off: number): number => fromF16Bits(bytes[off]! | (bytes[off + 1]! << 8));
 
 /** Signed weight j of block b of a Q4_0, Q5_0 or Q8_0 row. */
@@ -140,8 +172,9 @@ describe('matmul kernels', async () => {
       const cols = colsFor(entry.type);
       const wRow = rowBytes(entry.type, cols), xRow = rowBytes(entry.activationType, cols);
 
-      // 9 rows, and 16 (a multiple of 8: llama.cpp's repacked order for Q4_0)
-      for (const [rows, nTok, rowStart, rowEnd] of [[9, 7, 0, 9], [9, 1, 2, 7], [9, 4, 3, 4], [16, 5, 0, 16], [16, 1, 8, 16]] as const) {
+      // 9 rows, and 16 or 24 (multiples of 8: llama.cpp's repacked order for Q4_0); ranges inside a
+      // packed group, on group boundaries (the tiled prefill path), and across them
+      for (const [rows, nTok, rowStart, rowEnd] of [[9, 7, 0, 9], [9, 1, 2, 7], [9, 4, 3, 4], [16, 5, 0, 16], [16, 1, 8, 16], [24, 6, 8, 24], [24, 3, 5, 19]] as const) {
         const w = randomWeights(entry.type, rows * cols, rand, traits.blockSize, traits.blockBytes);
         const x = randomF32(rand, nTok * cols, 1);
         bench.reset();
@@ -149,9 +182,15 @@ describe('matmul kernels', async () => {
         bench.f32(xf, x.length).set(x);
         if (entry.converterName) entry.convert(bench.scalar)(xf, xq, cols, nTok);
         const xBytes = entry.converterName ? bench.u8(xq, xRow * nTok).slice() : new Uint8Array(x.buffer.slice(0));
-        const wp = bench.alloc(w.length), xp = bench.alloc(xBytes.length);
-        bench.u8(wp, w.length).set(w);
+        const wFile = bench.alloc(w.length), xp = bench.alloc(xBytes.length);
+        bench.u8(wFile, w.length).set(w);
         bench.u8(xp, xBytes.length).set(xBytes);
+        // packed types multiply the layout their weights are repacked into at load
+        let wp = wFile;
+        if (entry.layout) {
+          wp = bench.alloc(entry.matrixBytes(rows, cols));
+          entry.repack(bench.scalar, wFile, wp, rows, cols);
+        }
 
         const outs = new Map<string, Float32Array>();
         for (const { variant, k } of bench.builds) {
@@ -199,6 +238,30 @@ describe('matmul kernels', async () => {
       }
     });
   }
+});
+
+describe('fused multiply-add of the block steps', async () => {
+  const bench = await kernelBench();
+
+  it('rounds once in every build, where an f64 sum rounded to f32 would round twice', () => {
+    // (2^8 (1 + 2^-23)) * (2^8 (1 - 2^-23)) = 2^16 - 2^-30; + (2^40 + 2^17): the f64 sum lands on the
+    // f32 midpoint 2^40 + 2^17 + 2^16 and would round to even (2^40 + 2^18); the exact value is below it
+    const a = 2 ** 8 * (1 + 2 ** -23), b = 2 ** 8 * (1 - 2 ** -23), c = 2 ** 40 + 2 ** 17;
+    expect(fma(a, b, c)).toBe(2 ** 40 + 2 ** 17);
+    expect(fr(a * b + c)).toBe(2 ** 40 + 2 ** 18);
+    const rand = prng(7);
+    const cases: [number, number, number][] = [[a, b, c], [-a, b, -c], [a, -b, c], [3, 2 ** -140, 2 ** -149], [0, 5, -0], [-0, 5, -0]];
+    for (let i = 0; i < 3000; i++) {
+      // integer quad/block sums times scales, against accumulators of every magnitude
+      const q = Math.round((rand() - 0.5) * 2 ** (1 + Math.floor(rand() * 17)));
+      const d = fr((rand() - 0.5) * 2 ** (Math.floor(rand() * 60) - 40));
+      const acc = fr((rand() - 0.5) * 2 ** (Math.floor(rand() * 80) - 50));
+      cases.push([q, d, acc]);
+    }
+    for (const { variant, k } of bench.builds) {
+      for (const [x, y, z] of cases) expect(Object.is(k.fmaProbe(x, y, z), fma(x, y, z)), `${variant} fma(${x}, ${y}, ${z})`).toBe(true);
+    }
+  });
 });
 
 describe('kernel table', async () => {

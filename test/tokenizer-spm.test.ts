@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { readGGUFBytes } from '../src/gguf/reader.js';
 import { GGUFValueType } from '../src/gguf/types.js';
-import type { GGUFFile, GGUFKV } from '../src/gguf/types.js';
+import type { GGUFArray, GGUFFile, GGUFKV } from '../src/gguf/types.js';
 import { buildGGUFHeader } from '../src/gguf/writer.js';
 import { createTokenizer, readVocab, TokenizerError, TokenType } from '../src/tokenizer/index.js';
 import type { Tokenizer } from '../src/tokenizer/index.js';
@@ -203,7 +203,7 @@ describe('round trips', () => {
     expect(a.map((id) => llama2.tokenText(id))).toEqual(['▁A']);
     expect(Array.from(llama2.tokenBytes(a[0]!))).toEqual([0x20, 0x41]);
     const byte0A = llama2File.metadata.get('tokenizer.ggml.tokens')!.value;
-    expect((byte0A as { items: string[] }).items[13]).toBe('<0x0A>');
+    expect((byte0A as GGUFArray).items[13]).toBe('<0x0A>');
     expect(Array.from(llama2.tokenBytes(13))).toEqual([0x0a]);
   });
 });

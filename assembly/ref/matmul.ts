@@ -5,7 +5,13 @@
 // their SIMD versions compute: F32 and BF16 in the SIMD kernels' four f32 lanes; F16, Q4_0, Q5_0 and
 // Q8_0 in llama.cpp's x86 order (described in simd/matmul.ts), spelled out here lane by lane. The
 // other quantized types sum block results in one f32 and agree with SIMD within rounding.
+//
+// Q4_0 and Q8_0 weights come packed (formats.ts: groups of PACK_ROWS rows, scales gathered, Q8_0
+// quants evens-first); every other type in file layout. A packed row's blocks are still a fixed stride
+// apart (one group block), so the per-row dot products below take a scale pointer, a quants pointer
+// and that stride.
 import {
+  PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP,
   TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
   TYPE_Q8_1, TYPE_Q8_K, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K,
   BYTES_Q4_0, BYTES_Q4_1, BYTES_Q5_0, BYTES_Q5_1, BYTES_Q8_0, BYTES_Q8_1,
@@ -13,6 +19,8 @@ import {
 } from '../formats';
 import { bf16ToF32, f16ToF32, loadF16 } from '../half';
 import { q3kScale, scaleMinK4 } from './kscales';
+import { fmaF32 } from './fma';
+import { q4PackedPos, q8PackedPos } from './repack';
 
 /** The activation format a weight type's dot product takes (llama.cpp's vec_dot_type). */
 export function activationType(type: i32): i32 {
@@ -27,28 +35,51 @@ export function activationType(type: i32): i32 {
 /** Generic driver: one row against one token at a time. */
 export function refMatmul(type: i32, w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
   const act = activationType(type);
-  const wRow = <usize>(cols / blockSize(type)) * blockBytes(type);
   const xRow = <usize>(cols / blockSize(act)) * blockBytes(act);
-  // llama.cpp repacks Q4_0 matrices with a multiple of 8 rows and sums each of their outputs in one lane
-  const oneLane = type == TYPE_Q4_0 && rows % 8 == 0;
+  if (type == TYPE_Q4_0 || type == TYPE_Q8_0) {
+    packedMatmul(type, w, x, out, cols, rows, nTok, rowStart, rowEnd, xRow);
+    return;
+  }
+  const wRow = <usize>(cols / blockSize(type)) * blockBytes(type);
   for (let r = rowStart; r < rowEnd; r++) {
     const wr = w + <usize>r * wRow;
     for (let t = 0; t < nTok; t++) {
-      store<f32>(out + ((<usize>t * rows + r) << 2), rowDot(type, wr, x + <usize>t * xRow, cols, oneLane));
+      store<f32>(out + ((<usize>t * rows + r) << 2), rowDot(type, wr, x + <usize>t * xRow, cols));
     }
   }
 }
 
-function rowDot(type: i32, w: usize, x: usize, n: i32, oneLane: bool): f32 {
+/** Q4_0x8 / Q8_0x8: row r's block b has its scale at group + b*G + 2*lane, its quants after the scales. */
+function packedMatmul(type: i32, w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, xRow: usize): void {
+  const nb = cols >> 5;
+  const groupBytes: usize = type == TYPE_Q4_0 ? PACKED_Q4_0_GROUP : PACKED_Q8_0_GROUP;
+  // quants of a row: Q4_0 byte j at qs + 32*(j/4) + j%4 (q4PackedPos), Q8_0 at qs + q8PackedPos(j)
+  // llama.cpp repacks Q4_0 matrices with a multiple of 8 rows and sums each of their outputs in one lane
+  const oneLane = type == TYPE_Q4_0 && rows % 8 == 0;
+  for (let r = rowStart; r < rowEnd; r++) {
+    const g = w + <usize>(r / PACK_ROWS) * nb * groupBytes;
+    for (let t = 0; t < nTok; t++) {
+      store<f32>(out + ((<usize>t * rows + r) << 2), refPackedDot(type, g, r & (PACK_ROWS - 1), x + <usize>t * xRow, nb, oneLane));
+    }
+  }
+}
+
+/** One output of a packed Q4_0x8 / Q8_0x8 matrix: lane `lane` of the group at g against the token row x. */
+function refPackedDot(type: i32, g: usize, lane: i32, x: usize, nb: i32, oneLane: bool): f32 {
+  const kind = type == TYPE_Q4_0 ? KIND_Q4_0 : KIND_Q8_0;
+  const groupBytes: usize = type == TYPE_Q4_0 ? PACKED_Q4_0_GROUP : PACKED_Q8_0_GROUP;
+  const qs = g + 16 + (type == TYPE_Q4_0 ? <usize>q4PackedPos(lane, 0) : <usize>lane << 5);
+  return dotX86(kind, g + (<usize>lane << 1), qs, groupBytes, x, nb, oneLane);
+}
+
+function rowDot(type: i32, w: usize, x: usize, n: i32): f32 {
   switch (type) {
     case TYPE_F32: return dotF32(w, x, n);
     case TYPE_F16: return dotF16(w, x, n);
     case TYPE_BF16: return dotBF16(w, x, n);
-    case TYPE_Q4_0: return dotX86(KIND_Q4_0, w, x, n >> 5, oneLane);
     case TYPE_Q4_1: return dotQ4_1(w, x, n >> 5);
-    case TYPE_Q5_0: return dotX86(KIND_Q5_0, w, x, n >> 5, false);
+    case TYPE_Q5_0: return dotX86(KIND_Q5_0, w, w + 6, BYTES_Q5_0, x, n >> 5, false);
     case TYPE_Q5_1: return dotQ5_1(w, x, n >> 5);
-    case TYPE_Q8_0: return dotX86(KIND_Q8_0, w, x, n >> 5, false);
     case TYPE_Q2_K: return dotQ2_K(w, x, n >> 8);
     case TYPE_Q3_K: return dotQ3_K(w, x, n >> 8);
     case TYPE_Q4_K: return dotQ4_K(w, x, n >> 8);
@@ -134,52 +165,52 @@ const KIND_Q4_0 = 0;
 const KIND_Q5_0 = 1;
 const KIND_Q8_0 = 2;
 
-/** Signed weight j (0..31) of a Q4_0, Q5_0 or Q8_0 block. */
+/**
+ * Signed weight j (0..31) of a block whose quants start at qs: packed Q4_0 (quant byte k at qs +
+ * 32*(k/4) + k%4, nibbles as in the file), Q5_0 in file layout (qh just before qs), packed Q8_0 (each
+ * half evens first).
+ */
 // @ts-ignore: decorator
-@inline function weightAt(kind: i32, wb: usize, j: i32): i32 {
-  if (kind == KIND_Q8_0) return <i32>load<i8>(wb + 2 + j);
-  const qsOff: usize = kind == KIND_Q4_0 ? 2 : 6;
-  const byte = <i32>load<u8>(wb + qsOff + (j & 15));
+@inline function weightAt(kind: i32, qs: usize, j: i32): i32 {
+  if (kind == KIND_Q8_0) return <i32>load<i8>(qs + q8PackedPos(j));
+  const k = j & 15;
+  const byte = <i32>load<u8>(qs + (kind == KIND_Q4_0 ? ((k >> 2) << 5) + (k & 3) : k));
   const nibble = j < 16 ? byte & 15 : byte >> 4;
   if (kind == KIND_Q4_0) return nibble - 8;
-  return (nibble | ((<i32>(load<u32>(wb + 2) >> j) & 1) << 4)) - 16;
+  return (nibble | ((<i32>(load<u32>(qs - 4) >> j) & 1) << 4)) - 16;
 }
 
 /** Exact integer sum of weight * activation over j = first..first+count-1 of one block. */
-function blockSum(kind: i32, wb: usize, xb: usize, first: i32, count: i32): i32 {
+function blockSum(kind: i32, qs: usize, xb: usize, first: i32, count: i32): i32 {
   let s = 0;
-  for (let j = first; j < first + count; j++) s += weightAt(kind, wb, j) * <i32>load<i8>(xb + 2 + j);
+  for (let j = first; j < first + count; j++) s += weightAt(kind, qs, j) * <i32>load<i8>(xb + 2 + j);
   return s;
 }
 
-/** An x86 fused multiply-add of f32 values: a * b is exact in f64, so only the final rounding remains. */
-// @ts-ignore: decorator
-@inline function fmaF32(a: f32, b: f32, c: f32): f32 {
-  return <f32>(<f64>a * <f64>b + <f64>c);
-}
 
-function dotX86(kind: i32, w: usize, x: usize, nb: i32, oneLane: bool): f32 {
-  const wBytes = kind == KIND_Q4_0 ? BYTES_Q4_0 : kind == KIND_Q5_0 ? BYTES_Q5_0 : BYTES_Q8_0;
+/** One output: block b's scale at dp + b*stride, its quants at qp + b*stride. */
+function dotX86(kind: i32, dp: usize, qp: usize, stride: usize, x: usize, nb: i32, oneLane: bool): f32 {
   if (oneLane) {
     let acc: f32 = 0;
     for (let b = 0; b < nb; b++) {
-      const wb = w + b * wBytes, xb = x + b * BYTES_Q8_0;
-      acc = fmaF32(<f32>blockSum(kind, wb, xb, 0, 32), loadF16(wb) * loadF16(xb), acc);
+      const o = <usize>b * stride, xb = x + <usize>b * BYTES_Q8_0;
+      acc = fmaF32(<f32>blockSum(kind, qp + o, xb, 0, 32), loadF16(dp + o) * loadF16(xb), acc);
     }
     return acc;
   }
   let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0, a4: f32 = 0, a5: f32 = 0, a6: f32 = 0, a7: f32 = 0;
   for (let b = 0; b < nb; b++) {
-    const wb = w + b * wBytes, xb = x + b * BYTES_Q8_0;
-    const d = loadF16(wb) * loadF16(xb);
-    a0 = fmaF32(<f32>blockSum(kind, wb, xb, 0, 4), d, a0);
-    a1 = fmaF32(<f32>blockSum(kind, wb, xb, 4, 4), d, a1);
-    a2 = fmaF32(<f32>blockSum(kind, wb, xb, 8, 4), d, a2);
-    a3 = fmaF32(<f32>blockSum(kind, wb, xb, 12, 4), d, a3);
-    a4 = fmaF32(<f32>blockSum(kind, wb, xb, 16, 4), d, a4);
-    a5 = fmaF32(<f32>blockSum(kind, wb, xb, 20, 4), d, a5);
-    a6 = fmaF32(<f32>blockSum(kind, wb, xb, 24, 4), d, a6);
-    a7 = fmaF32(<f32>blockSum(kind, wb, xb, 28, 4), d, a7);
+    const o = <usize>b * stride, xb = x + <usize>b * BYTES_Q8_0;
+    const q = qp + o;
+    const d = loadF16(dp + o) * loadF16(xb);
+    a0 = fmaF32(<f32>blockSum(kind, q, xb, 0, 4), d, a0);
+    a1 = fmaF32(<f32>blockSum(kind, q, xb, 4, 4), d, a1);
+    a2 = fmaF32(<f32>blockSum(kind, q, xb, 8, 4), d, a2);
+    a3 = fmaF32(<f32>blockSum(kind, q, xb, 12, 4), d, a3);
+    a4 = fmaF32(<f32>blockSum(kind, q, xb, 16, 4), d, a4);
+    a5 = fmaF32(<f32>blockSum(kind, q, xb, 20, 4), d, a5);
+    a6 = fmaF32(<f32>blockSum(kind, q, xb, 24, 4), d, a6);
+    a7 = fmaF32(<f32>blockSum(kind, q, xb, 28, 4), d, a7);
   }
   // hsum_float_8: lanes i + (i + 4), then (0 + 2) + (1 + 3)
   return ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7));

@@ -1,5 +1,7 @@
 // Lane helpers the SIMD kernels share: exact int8 dot products (widened to i16 in SIMD128, the relaxed
-// dot where its 7-bit operand is known to fit), horizontal sums, and f16/bf16 lanes to f32.
+// dot where its 7-bit operand is known to fit), horizontal sums, f16/bf16 lanes to f32, and x86's fused
+// multiply-add of f32 values with its single rounding.
+import { fmaExactF64 } from '../ref/fma';
 
 /** i32x4 partial sums of a[i]*b[i] over 16 signed bytes, exact (widened to i16 first). */
 // @ts-ignore: decorator
@@ -84,14 +86,68 @@
 }
 
 /**
+ * All-ones in each lane of the f64x2 sum s that lies exactly halfway between two f32 values (low 29
+ * significand bits 1000..0): the only sums of normal size whose rounding to f32 can differ from the
+ * rounding of the exact value they stand for.
+ */
+// @ts-ignore: decorator
+@inline export function f32Halfway(s: v128): v128 {
+  return i64x2.eq(v128.and(s, i64x2.splat(0x1fffffff)), i64x2.splat(0x10000000));
+}
+
+/**
+ * RN32(p + c) for two lanes, given s = RN64(p + c) that may be a halfway case (the rare path): exact
+ * sums (s - p == c and s - c == p) round as they are, the others go through ref/fma.ts.
+ */
+// @ts-ignore: decorator
+@inline export function fmaSlowPair(p: v128, c: v128, s: v128): v128 {
+  const exact = v128.and(f64x2.eq(f64x2.sub(s, p), c), f64x2.eq(f64x2.sub(s, c), p));
+  if (i64x2.all_true(exact)) return roundToF32(s);
+  return f64x2.replace_lane(
+    f64x2.splat(<f64>fmaExactF64(f64x2.extract_lane(p, 0), f64x2.extract_lane(c, 0))),
+    1,
+    <f64>fmaExactF64(f64x2.extract_lane(p, 1), f64x2.extract_lane(c, 1)),
+  );
+}
+
+/**
+ * Two x86 fused multiply-adds of f32 values, rounded exactly once: RN32(p + c) for f64x2 p (exact
+ * products of f32 operands) and c (f32 accumulators in f64 form), kept in f64 form. The f64 sum
+ * RN64(p + c) rounds to the same f32 unless it lies exactly halfway between two f32 values or in the
+ * f32 subnormal range; those rare pairs take fmaSlowPair. The relaxed build uses f32x4.relaxed_madd
+ * instead (fused, checked at start-up by the self-test): the same bits. Kernels whose operands are
+ * products of f16 scales and integers (multiples of 2^-71, so never a nonzero subnormal sum) check
+ * four pairs at once with f32Halfway alone (fmaRound4Lanes).
+ */
+// @ts-ignore: decorator
+@inline export function fmaRound(p: v128, c: v128): v128 {
+  const s = f64x2.add(p, c);
+  const tiny = f64x2.lt(f64x2.abs(s), f64x2.splat(1.1754943508222875e-38)); // 2^-126
+  if (v128.any_true(v128.or(f32Halfway(s), tiny))) return fmaSlowPair(p, c, s);
+  return roundToF32(s);
+}
+
+/** q * d for two lanes in f64 (q lanes 0-1 of an i32x4, or 2-3 when `high`): exact. */
+// @ts-ignore: decorator
+@inline export function mulLanes(q: v128, high: bool, d: v128): v128 {
+  return f64x2.mul(f64x2.convert_low_i32x4_s(high ? i32x4.shuffle(q, q, 2, 3, 2, 3) : q), d);
+}
+
+/**
  * acc + q * d for two lanes, rounded once to f32: an x86 fused multiply-add of f32 operands. q are
  * integers below 2^24 (lanes 0 and 1 of an i32x4, or 2 and 3 when `high`), d an f64x2 splat of an f32,
- * acc two f32 values in f64 form; q * d is exact in f64, so only the final rounding remains.
+ * acc two f32 values in f64 form; q * d is exact in f64.
  */
 // @ts-ignore: decorator
 @inline export function fmaLanes(acc: v128, q: v128, high: bool, d: v128): v128 {
   const qq = high ? i32x4.shuffle(q, q, 2, 3, 2, 3) : q;
-  return roundToF32(f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(qq), d), acc));
+  return fmaRound(f64x2.mul(f64x2.convert_low_i32x4_s(qq), d), acc);
+}
+
+/** acc + q * d in four f32 lanes with one rounding (relaxed build: a fused madd, see fmaRound). */
+// @ts-ignore: decorator
+@inline export function fmaF32x4(acc: v128, q: v128, d: v128): v128 {
+  return f32x4.relaxed_madd(f32x4.convert_i32x4_s(q), d, acc);
 }
 
 /** Two f64x2 holding f32 values (lanes 0,1 and 2,3) back into one f32x4. */

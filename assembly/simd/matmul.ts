@@ -6,6 +6,8 @@
 // prefill of n tokens streams the weights n/4 times instead of n times. Decode (nTok = 1) is the
 // same loop with one token.
 //
+// Q4_0 and Q8_0 weights are packed and have their own file (matmul-packed.ts).
+//
 // Integer parts are exact in every build. F16, Q4_0, Q5_0 and Q8_0 reproduce the float arithmetic of
 // llama.cpp's x86 kernels (lane grouping, fused multiply-adds, reduction order; see their sections), so
 // their results do not depend on the build and their scalar twins give the same bits. The other types
@@ -279,75 +281,43 @@ export function simdMatmulQ5_1(w: usize, x: usize, out: usize, cols: i32, rows: 
   }
 }
 
-// ===================== Q4_0, Q5_0, Q8_0 in llama.cpp's x86 order =====================
-// llama.cpp on x86 (AVX2/AVX-512) multiplies these by ggml_vec_dot_<type>_q8_0 (one token) and by
-// tinyBLAS_Q0_AVX (batches), both the same arithmetic per output: eight f32 lanes, lane i taking the
-// exact integer sum over weights 4i..4i+3 of each block, accumulated block by block with one fused
-// multiply-add by d = f32(d_w * d_x), then hsum_float_8. Q4_0 matrices whose row count is a multiple
-// of 8 are repacked instead (CPU_REPACK, block_q4_0x8, ggml_gemv/gemm_q4_0_8x8_q8_0): there each
-// output has one f32 accumulator, acc = fma(f32(block's integer sum), d, acc). `oneLane` selects that.
-// The fused multiply-adds are done in f64 (q * d is exact there) and rounded once to f32.
+// ===================== Q5_0 in llama.cpp's x86 order =====================
+// llama.cpp on x86 (AVX2/AVX-512) multiplies Q4_0, Q5_0 and Q8_0 by ggml_vec_dot_<type>_q8_0 (one
+// token) and by tinyBLAS_Q0_AVX (batches), both the same arithmetic per output: eight f32 lanes, lane i
+// taking the exact integer sum over weights 4i..4i+3 of each block, accumulated block by block with one
+// fused multiply-add by d = f32(d_w * d_x), then hsum_float_8. Q4_0 matrices whose row count is a
+// multiple of 8 are repacked instead (CPU_REPACK, block_q4_0x8, ggml_gemv/gemm_q4_0_8x8_q8_0): there
+// each output has one f32 accumulator, acc = fma(f32(block's integer sum), d, acc). The fused
+// multiply-adds round once, as x86's vfmadd does: in f64 with the exact emulation of lanes.ts
+// (fmaLanes), in every build (Q5_0 is not worth a relaxed_madd path of its own). Q4_0 and Q8_0 read
+// their packed layouts (matmul-packed.ts); Q5_0 stays in file layout, here.
 
-const KIND_Q4_0 = 0;
-const KIND_Q5_0 = 1;
-const KIND_Q8_0 = 2;
-
-/** Weights 0..15 of a block as signed bytes. */
+/** Q5_0 weights 0..15 (`high` false) or 16..31 of a block as signed bytes. */
 // @ts-ignore: decorator
-@inline function weightsLo(kind: i32, wb: usize): v128 {
-  if (kind == KIND_Q4_0) return i8x16.sub(v128.and(v128.load(wb + 2), i8x16.splat(15)), i8x16.splat(8));
-  if (kind == KIND_Q5_0) {
-    const low = v128.and(v128.load(wb + 6), i8x16.splat(15));
-    return i8x16.sub(v128.or(low, bitsToFifthBit(load<u32>(wb + 2) & 0xffff)), i8x16.splat(16));
-  }
-  return v128.load(wb + 2);
+@inline function weightsQ5_0(wb: usize, high: bool): v128 {
+  const qs = v128.load(wb + 6);
+  const nib = high ? i8x16.shr_u(qs, 4) : v128.and(qs, i8x16.splat(15));
+  const qh = load<u32>(wb + 2);
+  return i8x16.sub(v128.or(nib, bitsToFifthBit(high ? qh >> 16 : qh & 0xffff)), i8x16.splat(16));
 }
 
-/** Weights 16..31 of a block as signed bytes. */
-// @ts-ignore: decorator
-@inline function weightsHi(kind: i32, wb: usize): v128 {
-  if (kind == KIND_Q4_0) return i8x16.sub(i8x16.shr_u(v128.load(wb + 2), 4), i8x16.splat(8));
-  if (kind == KIND_Q5_0) {
-    const high = i8x16.shr_u(v128.load(wb + 6), 4);
-    return i8x16.sub(v128.or(high, bitsToFifthBit(load<u32>(wb + 2) >> 16)), i8x16.splat(16));
-  }
-  return v128.load(wb + 18);
-}
-
-/** One block of a one-accumulator (repacked Q4_0) output: fma(f32(isum), d_w * d_x, acc) in f64. */
-// @ts-ignore: decorator
-@inline function oneLaneStep(acc: f64, xb: usize, e1: v128, o1: v128, e2: v128, o2: v128, dw: f32): f64 {
-  const isum = hsumI32(i32x4.add(quadSums(xb + 2, e1, o1), quadSums(xb + 18, e2, o2)));
-  return <f64><f32>(<f64>isum * <f64>(dw * loadF16(xb)) + acc);
-}
-
-// @ts-ignore: decorator
-@inline function matmulX86Q(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, kind: i32, oneLane: bool): void {
+export function simdMatmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
   const nb = cols >> 5;
-  const wBytes: usize = kind == KIND_Q4_0 ? BYTES_Q4_0 : kind == KIND_Q5_0 ? BYTES_Q5_0 : BYTES_Q8_0;
-  const wRow = <usize>nb * wBytes, xRow = <usize>nb * BYTES_Q8_0;
+  const wRow = <usize>nb * BYTES_Q5_0, xRow = <usize>nb * BYTES_Q8_0;
   const zero = f64x2.splat(0);
   for (let t0 = 0; t0 < nTok; t0 += 4) {
     const nt = min(4, nTok - t0);
     const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
     for (let r = rowStart; r < rowEnd; r++) {
       const wr = w + <usize>r * wRow;
-      // eight lanes per token as four f64x2 (lanes 0-1, 2-3, 4-5, 6-7), or one f64 (oneLane)
+      // eight lanes per token as four f64x2 (lanes 0-1, 2-3, 4-5, 6-7)
       let a0 = zero, b0 = zero, c0 = zero, d0 = zero, a1 = zero, b1 = zero, c1 = zero, d1 = zero;
       let a2 = zero, b2 = zero, c2 = zero, d2 = zero, a3 = zero, b3 = zero, c3 = zero, d3 = zero;
-      let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
       for (let b = 0; b < nb; b++) {
-        const wb = wr + <usize>b * wBytes, xo = <usize>b * BYTES_Q8_0;
+        const wb = wr + <usize>b * BYTES_Q5_0, xo = <usize>b * BYTES_Q8_0;
         const dw = loadF16(wb);
-        const lo = weightsLo(kind, wb), hi = weightsHi(kind, wb);
+        const lo = weightsQ5_0(wb, false), hi = weightsQ5_0(wb, true);
         const e1 = evenI16(lo), o1 = oddI16(lo), e2 = evenI16(hi), o2 = oddI16(hi);
-        if (oneLane) {
-          s0 = oneLaneStep(s0, x0 + xo, e1, o1, e2, o2, dw);
-          if (nt > 1) s1 = oneLaneStep(s1, x1 + xo, e1, o1, e2, o2, dw);
-          if (nt > 2) s2 = oneLaneStep(s2, x2 + xo, e1, o1, e2, o2, dw);
-          if (nt > 3) s3 = oneLaneStep(s3, x3 + xo, e1, o1, e2, o2, dw);
-          continue;
-        }
         let xb = x0 + xo;
         let d = f64x2.splat(<f64>(dw * loadF16(xb)));
         let lanes = quadSums(xb + 2, e1, o1);
@@ -378,33 +348,12 @@ const KIND_Q8_0 = 2;
       }
       const p = out + ((<usize>t0 * rows + r) << 2);
       const step = <usize>rows << 2;
-      if (oneLane) {
-        store<f32>(p, <f32>s0);
-        if (nt > 1) store<f32>(p + step, <f32>s1);
-        if (nt > 2) store<f32>(p + 2 * step, <f32>s2);
-        if (nt > 3) store<f32>(p + 3 * step, <f32>s3);
-      } else {
-        store<f32>(p, hsum8(a0, b0, c0, d0));
-        if (nt > 1) store<f32>(p + step, hsum8(a1, b1, c1, d1));
-        if (nt > 2) store<f32>(p + 2 * step, hsum8(a2, b2, c2, d2));
-        if (nt > 3) store<f32>(p + 3 * step, hsum8(a3, b3, c3, d3));
-      }
+      store<f32>(p, hsum8(a0, b0, c0, d0));
+      if (nt > 1) store<f32>(p + step, hsum8(a1, b1, c1, d1));
+      if (nt > 2) store<f32>(p + 2 * step, hsum8(a2, b2, c2, d2));
+      if (nt > 3) store<f32>(p + 3 * step, hsum8(a3, b3, c3, d3));
     }
   }
-}
-
-/** Q4_0: repacked order when rows % 8 == 0 (llama.cpp's condition for block_q4_0x8), else vec_dot. */
-export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  if (rows % 8 == 0) matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q4_0, true);
-  else matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q4_0, false);
-}
-
-export function simdMatmulQ5_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q5_0, false);
-}
-
-export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
-  matmulX86Q(w, x, out, cols, rows, nTok, rowStart, rowEnd, KIND_Q8_0, false);
 }
 
 // ===================== k-quants (Q8_K activations) =====================

@@ -26,7 +26,7 @@ export interface KernelProfile {
 type CallNamer = (method: string, args: readonly unknown[]) => { readonly name: string; readonly calls: number };
 
 /** Executor methods that only manage the pool: passed through untimed. */
-const UNTIMED = new Set(['calibrate', 'stats', 'ready', 'close', 'constructor']);
+const UNTIMED = new Set(['calibrate', 'stats', 'resetStats', 'ready', 'close', 'constructor']);
 
 /**
  * An executor's matmuls() runs several jobs in one dispatch (q/k/v share one): the dispatch is counted

@@ -5,6 +5,7 @@
 import type { Model } from '../engine/model.js';
 import { loadModel } from '../engine/model.js';
 import { TYPE_TRAITS } from '../quant/formats.js';
+import type { WeightMemoryReport } from '../memory/report.js';
 import type { KernelVariant } from '../runtime/kernels.js';
 import type { KernelProfile } from './kernel-profile.js';
 import { attachKernelProfiler } from './kernel-profile.js';
@@ -14,6 +15,8 @@ import type { MemoryReport } from './memory-sampler.js';
 import { RssSampler } from './memory-sampler.js';
 import type { Summary } from './stats.js';
 import { summarize } from './stats.js';
+import type { ThreadProfile } from './thread-profile.js';
+import { threadProfile } from './thread-profile.js';
 
 export interface ModelBenchOptions {
   readonly path: string;
@@ -27,6 +30,10 @@ export interface ModelBenchOptions {
   readonly kernels?: readonly KernelVariant[];
   /** Counted repetitions of each test (one uncounted warm-up precedes them). */
   readonly repetitions: number;
+  /** Memory budgets in bytes, one model load each (undefined in the list: no budget). */
+  readonly memoryBudgets?: readonly (number | undefined)[];
+  /** Packed-weight cache directory passed to loadModel (false: no cache). */
+  readonly cacheDir?: string | false;
   /** Prefill batch size passed to loadModel (undefined: the engine's default). */
   readonly batchSize?: number;
   /** Also time every kernel call of one pp and one tg run (slightly perturbs nothing measured above). */
@@ -58,6 +65,10 @@ export interface RunReport {
   /** The kernel build the model actually runs. */
   readonly kernels: KernelVariant;
   readonly threadsRequested: number;
+  /** The memory budget of this load in bytes (null: none). */
+  readonly memoryBudget: number | null;
+  /** Weight bytes resident and streamed, embeddings and packed cache, as the model reports them. */
+  readonly weightMemory: WeightMemoryReport;
   /** Threads the model says it uses; null when the engine does not say. */
   readonly threadsUsed: number | null;
   readonly loadMs: number;
@@ -65,8 +76,17 @@ export interface RunReport {
   readonly wasm: { readonly memory: number; readonly weights: number; readonly kv: number; readonly scratch: number };
   readonly contextLength: number;
   readonly tests: readonly TestResult[];
-  /** Per-kernel time of one pp and one tg run, when profiling was asked for and possible. */
-  readonly profile?: { readonly pp?: KernelProfile; readonly tg?: KernelProfile; readonly unavailable?: string };
+  /**
+   * Per-kernel time of one pp and one tg run, when profiling was asked for and possible; with more
+   * than one thread also where the threads' time went in one more pp and tg run (executor statistics,
+   * measured without the per-kernel timers).
+   */
+  readonly profile?: {
+    readonly pp?: KernelProfile;
+    readonly tg?: KernelProfile;
+    readonly unavailable?: string;
+    readonly threads?: { readonly pp?: ThreadProfile; readonly tg?: ThreadProfile };
+  };
 }
 
 export interface ModelFacts {
@@ -80,6 +100,11 @@ export interface ModelFacts {
   readonly vocabSize: number;
   readonly layers: number;
   readonly embeddingLength: number;
+  /**
+   * Bytes of weights one decode step reads: every tensor but the token embeddings, of which it reads
+   * one row (unless they double as the output matrix, then they are read whole).
+   */
+  readonly decodeReadBytes: number;
 }
 
 export interface ModelBenchReport {
@@ -90,6 +115,7 @@ export interface ModelBenchReport {
     readonly generateTokens: number;
     readonly repetitions: number;
     readonly threads: readonly number[];
+    readonly memoryBudgets: readonly (number | null)[];
     readonly kernels: readonly KernelVariant[] | 'auto';
     readonly batchSize: number | null;
   };
@@ -133,6 +159,9 @@ function modelFacts(model: Model, path: string): ModelFacts {
       type = TYPE_TRAITS.get(t)?.name ?? `type ${t}`;
     }
   }
+  const tied = !f.tensorsByName.has('output.weight');
+  const embedding = f.tensorsByName.get('token_embd.weight');
+  const decodeReadBytes = sizeBytes - (embedding && !tied ? embedding.byteSize : 0);
   const hp = model.hparams;
   return {
     path,
@@ -144,6 +173,7 @@ function modelFacts(model: Model, path: string): ModelFacts {
     vocabSize: hp.vocabSize,
     layers: hp.blockCount,
     embeddingLength: hp.embeddingLength,
+    decodeReadBytes,
   };
 }
 
@@ -156,14 +186,17 @@ function reportedThreads(model: Model): number | null {
   return typeof t === 'number' && Number.isInteger(t) && t > 0 ? t : null;
 }
 
+/** Weight bytes one decode step reads: resident ones and the streamed layers. */
 function weightBytes(model: Model): number {
-  return model.memoryUsage().weights;
+  const w = model.weightMemory();
+  return w.residentWeightBytes + w.streamedWeightBytes;
 }
 
 /** Times one prefill of `tokens` from an empty context; returns milliseconds. */
-function timePrefill(model: Model, tokens: readonly number[]): number {
+async function timePrefill(model: Model, tokens: readonly number[]): Promise<number> {
   const t0 = performance.now();
-  model.evaluate(tokens);
+  // The async path: streamed layers are read ahead of use, as generate() does.
+  await model.evaluateAsync(tokens);
   return performance.now() - t0;
 }
 
@@ -190,15 +223,19 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   for (const kernels of kernelChoices) {
     const base = new Map<string, number>();
     for (const threads of options.threads) {
+     for (const memoryBudget of options.memoryBudgets?.length ? options.memoryBudgets : [undefined]) {
       const t0 = performance.now();
-      const model = await loadModel(options.path, { contextLength, threads, kernels, batchSize: options.batchSize });
+      const model = await loadModel(options.path, {
+        contextLength, threads, kernels, batchSize: options.batchSize, memoryBudget,
+        ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+      });
       const loadMs = performance.now() - t0;
       try {
         rss.sample(`loaded (${model.kernelVariant}, ${threads} thread${threads > 1 ? 's' : ''})`);
         facts ??= modelFacts(model, options.path);
         const vocab = model.hparams.vocabSize;
         const tests: TestResult[] = [];
-        const label = `${model.kernelVariant}, t=${threads}`;
+        const label = `${model.kernelVariant}, t=${threads}${memoryBudget === undefined ? '' : `, budget ${memoryBudget}`}`;
         const result = (test: string, kind: TestKind, tokens: number, samplesMs: number[]): TestResult => {
           const tokensPerSecond = summarize(samplesMs.map((ms) => (tokens * 1000) / ms));
           const first = base.get(test);
@@ -217,10 +254,10 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
         for (const pp of promptLengths) {
           options.onProgress?.(`pp${pp} (${label})`);
           const tokens = benchTokens(pp, vocab, seed + pp);
-          timePrefill(model, tokens); // warm-up
+          await timePrefill(model, tokens); // warm-up
           const samples: number[] = [];
           for (let r = 0; r < reps; r++) {
-            samples.push(timePrefill(model, tokens));
+            samples.push(await timePrefill(model, tokens));
             rss.touch();
           }
           rss.sample(`after pp${pp} (${label})`);
@@ -247,6 +284,8 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
         runs.push({
           kernels: model.kernelVariant,
           threadsRequested: threads,
+          memoryBudget: memoryBudget ?? null,
+          weightMemory: model.weightMemory(),
           threadsUsed: reportedThreads(model),
           loadMs,
           wasm: { memory: usage.wasmMemory, weights: usage.weights, kv: usage.kv, scratch: usage.scratch },
@@ -257,6 +296,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
       } finally {
         await model.close();
       }
+     }
     }
   }
   return {
@@ -267,6 +307,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
       generateTokens: n,
       repetitions: reps,
       threads: [...options.threads],
+      memoryBudgets: options.memoryBudgets?.length ? options.memoryBudgets.map((b) => b ?? null) : [null],
       kernels: options.kernels?.length ? [...options.kernels] : 'auto',
       batchSize: options.batchSize ?? null,
     },
@@ -275,17 +316,43 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
   };
 }
 
-/** One pp and one tg run with every kernel call timed. */
+/**
+ * With more than one thread: one pp and one tg run with the executor's call statistics reset before
+ * each (calls run alone timed too) and read after.
+ */
+async function profileThreads(model: Model, pp: number | undefined, n: number, seed: number): Promise<{ pp?: ThreadProfile; tg?: ThreadProfile } | undefined> {
+  const ex = model.executor;
+  if (ex.threads < 2 || typeof ex.resetStats !== 'function') return undefined;
+  const out: { pp?: ThreadProfile; tg?: ThreadProfile } = {};
+  const vocab = model.hparams.vocabSize;
+  if (pp !== undefined && pp > 0) {
+    const tokens = benchTokens(pp, vocab, seed + pp);
+    ex.resetStats({ timeSerialCalls: true });
+    const ms = await timePrefill(model, tokens);
+    out.pp = threadProfile(ex.stats(), ms, model.hparams.blockCount);
+  }
+  if (n > 0) {
+    ex.resetStats({ timeSerialCalls: true });
+    const d = await timeDecode(model, benchTokens(TG_PROMPT_TOKENS, vocab, seed), n);
+    // complete() also runs the one-token prompt: the counters cover its forward pass as well.
+    out.tg = threadProfile(ex.stats(), d.ms + d.promptMs, model.hparams.blockCount);
+  }
+  ex.resetStats();
+  return out;
+}
+
+/** One pp and one tg run with every kernel call timed (and, on several threads, their statistics). */
 async function profileModel(model: Model, pp: number | undefined, n: number, seed: number): Promise<NonNullable<RunReport['profile']>> {
+  const threads = await profileThreads(model, pp, n, seed);
   const attached = attachKernelProfiler(model);
-  if (!attached) return { unavailable: 'this engine does not expose its kernel table to the profiler' };
+  if (!attached) return { unavailable: 'this engine does not expose its kernel table to the profiler', ...(threads ? { threads } : {}) };
   const { profiler, detach } = attached;
   try {
-    const out: { pp?: KernelProfile; tg?: KernelProfile } = {};
+    const out: { pp?: KernelProfile; tg?: KernelProfile; threads?: { pp?: ThreadProfile; tg?: ThreadProfile } } = threads ? { threads } : {};
     const vocab = model.hparams.vocabSize;
     if (pp !== undefined && pp > 0) {
       profiler.reset();
-      const ms = timePrefill(model, benchTokens(pp, vocab, seed + pp));
+      const ms = await timePrefill(model, benchTokens(pp, vocab, seed + pp));
       out.pp = profiler.report(ms);
     }
     if (n > 0) {

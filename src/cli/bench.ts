@@ -5,9 +5,13 @@ import type { KernelProfile } from '../bench/kernel-profile.js';
 import type { ModelBenchReport } from '../bench/model-bench.js';
 import { runModelBench } from '../bench/model-bench.js';
 import { formatBytes, formatCount, formatRate, markdownTable } from '../bench/table.js';
+import { formatThreadProfile } from '../bench/thread-profile.js';
 import type { KernelVariant } from '../runtime/kernels.js';
 import { KERNEL_VARIANTS } from '../runtime/kernels.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
+import { byteSizeOption, memoryOptions } from './memory-options.js';
+import { formatByteSize } from '../memory/byte-size.js';
+import { formatWeightMemory } from '../memory/report.js';
 
 const HELP = `usage: pocketllm bench -m model.gguf [options]
 
@@ -17,8 +21,12 @@ const HELP = `usage: pocketllm bench -m model.gguf [options]
   -t, --threads N[,N...]    thread counts, each measured and compared with the first (default 1)
   -r, --repetitions N       counted runs of each test, after one warm-up (default 5)
   -b, --batch-size N        prefill batch size (default: the engine's)
+      --memory-budget S[,S...]  memory budgets (e.g. 1GB,2GB), each measured and compared with the first;
+                            "none" in the list measures without a budget
+      --cache-dir DIR       packed-weight cache directory; --no-cache: none
       --kernels K[,K...]    kernel builds: ${KERNEL_VARIANTS.join(', ')} (default: the best that works)
-      --profile             also time each kernel over one pp and one tg run
+      --profile             also time each kernel over one pp and one tg run; with several
+                            threads, also where each thread's time goes (barrier waits, imbalance)
       --json                print one JSON object instead of tables
 `;
 
@@ -39,6 +47,12 @@ function kernelList(value: string | undefined): KernelVariant[] | undefined {
   });
 }
 
+/** "1GB,none,2GB" → [1e9, undefined, 2e9]. */
+function budgetList(value: string | undefined): (number | undefined)[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((s) => (s.trim() === 'none' ? undefined : byteSizeOption(s.trim(), '--memory-budget')));
+}
+
 export async function benchCommand(argv: string[]): Promise<number> {
   let args;
   try {
@@ -52,6 +66,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
         repetitions: { type: 'string', short: 'r' },
         'batch-size': { type: 'string', short: 'b' },
         kernels: { type: 'string' },
+        'memory-budget': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean' },
         profile: { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -74,6 +91,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const repetitions = numberOption(args.repetitions, '-r', { integer: true, min: 1 }) ?? 5;
     const batchSize = numberOption(args['batch-size'], '-b', { integer: true, min: 1 });
     const kernels = kernelList(args.kernels);
+    const memoryBudgets = budgetList(args['memory-budget']);
+    const { cacheDir } = memoryOptions(undefined, args['cache-dir'], args['no-cache']);
     if (promptLengths.length === 0 && generateTokens === 0) throw new CliUsageError('nothing to measure: -p and -n are both 0');
 
     const report = await runModelBench({
@@ -82,6 +101,8 @@ export async function benchCommand(argv: string[]): Promise<number> {
       generateTokens,
       threads: [...new Set(threads)],
       kernels,
+      memoryBudgets,
+      ...(cacheDir !== undefined ? { cacheDir } : {}),
       repetitions,
       batchSize,
       profile: args.profile ?? false,
@@ -101,20 +122,25 @@ export function formatBenchReport(report: ModelBenchReport): string {
   const { model: m, machine } = report;
   const name = m.name ? `${m.name} (${m.architecture})` : m.architecture;
   const rows: string[][] = [];
-  // The scaling column only means something when several thread counts were measured.
-  const multi = report.settings.threads.length > 1;
+  // The scaling column only means something when several thread counts or budgets were measured.
+  const budgets = report.settings.memoryBudgets ?? [null];
+  const multi = report.settings.threads.length > 1 || budgets.length > 1;
+  const budgetColumn = budgets.some((b) => b !== null);
   for (const run of report.runs) {
     const threads = run.threadsUsed === null || run.threadsUsed === run.threadsRequested ? String(run.threadsRequested) : `${run.threadsRequested} (ran ${run.threadsUsed})`;
     for (const t of run.tests) {
       const s = t.tokensPerSecond;
       const row = [name, formatBytes(m.sizeBytes), formatCount(m.parameters), m.type, run.kernels, threads, t.test, formatRate(s.median), `${formatRate(s.min)}–${formatRate(s.max)}`];
+      if (budgetColumn) row.splice(6, 0, run.memoryBudget === null ? 'none' : formatByteSize(run.memoryBudget));
       if (multi) row.push(t.scaling === null ? '' : `${t.scaling.toFixed(2)}x`);
       rows.push(row);
     }
   }
   const headers = ['model', 'size', 'params', 'type', 'kernels', 'threads', 'test', 't/s (median)', 'min–max'];
+  if (budgetColumn) headers.splice(6, 0, 'budget');
   if (multi) headers.push('vs first');
-  const lines = [markdownTable(headers, rows, headers.map((_, c) => (c === 0 || c === 3 || c === 4 || c === 6 ? 'left' : 'right')))];
+  const left = new Set(['model', 'type', 'kernels', 'test']);
+  const lines = [markdownTable(headers, rows, headers.map((h) => (left.has(h) ? 'left' : 'right')))];
   for (const run of report.runs) {
     const w = run.wasm;
     const tg = run.tests.find((t) => t.kind === 'tg');
@@ -123,7 +149,8 @@ export function formatBenchReport(report: ModelBenchReport): string {
         `${run.threadsUsed === null ? '' : `, engine reports ${run.threadsUsed}`}) | wasm memory ${formatBytes(w.memory)}: ` +
         `weights ${formatBytes(w.weights)}, kv ${formatBytes(w.kv)} (ctx ${run.contextLength}), scratch ${formatBytes(w.scratch)}` +
         (tg?.weightBytesPerSecond ? ` | decode reads weights at ${(tg.weightBytesPerSecond / 1e9).toFixed(2)} GB/s` : '') +
-        '\n',
+        '\n' +
+        (run.weightMemory ? `  memory: ${formatWeightMemory(run.weightMemory)}\n` : ''),
     );
   }
   const mem = report.memory;
@@ -137,6 +164,9 @@ export function formatBenchReport(report: ModelBenchReport): string {
     if (run.profile.unavailable) lines.push(`\nprofile (${run.kernels}): ${run.profile.unavailable}\n`);
     if (run.profile.pp) lines.push(`\n${formatProfile(`pp${report.settings.promptLengths[0]} (${run.kernels}, t=${run.threadsRequested})`, run.profile.pp)}`);
     if (run.profile.tg) lines.push(`\n${formatProfile(`tg${report.settings.generateTokens} (${run.kernels}, t=${run.threadsRequested})`, run.profile.tg)}`);
+    const th = run.profile.threads;
+    if (th?.pp) lines.push(`\n${formatThreadProfile(`pp${report.settings.promptLengths[0]} (${run.kernels}, t=${run.threadsRequested})`, th.pp)}`);
+    if (th?.tg) lines.push(`\n${formatThreadProfile(`tg${report.settings.generateTokens} (${run.kernels}, t=${run.threadsRequested})`, th.tg)}`);
   }
   return lines.join('');
 }

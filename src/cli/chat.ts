@@ -9,6 +9,7 @@ import { loadModel } from '../engine/model.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
+import { memoryOptions } from './memory-options.js';
 import { createProgress } from './progress.js';
 
 const HELP = `usage: pocketllm chat -m model.gguf [options]
@@ -25,6 +26,10 @@ const HELP = `usage: pocketllm chat -m model.gguf [options]
       --seed S            random seed (default: random)
       --ctx N             context length (default: min(model's, 4096))
   -t, --threads N         threads (default: all cores)
+      --memory-budget SIZE  wasm memory for weights, KV cache and scratch (e.g. 1GB, 512MiB);
+                          layers that do not fit are streamed from the file, read ahead of use
+      --cache-dir DIR     where packed weights are cached (default: $POCKETLLM_CACHE_DIR or ~/.cache/pocketllm)
+      --no-cache          neither read nor write the packed-weight cache
 
 On a terminal: type a message after "> ". /reset starts over (the system message stays), /exit or
 Ctrl-D quits, Ctrl-C stops a reply (and quits at the prompt). With standard input from a pipe, each
@@ -89,6 +94,9 @@ export async function chatCommand(argv: string[]): Promise<number> {
         seed: { type: 'string' },
         ctx: { type: 'string' },
         threads: { type: 'string', short: 't' },
+        'memory-budget': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -115,12 +123,14 @@ export async function chatCommand(argv: string[]): Promise<number> {
     };
     const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
     const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
+    const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
     const template = args.template !== undefined ? await readFile(args.template, 'utf8') : undefined;
 
     const progress = createProgress('loading', 1);
     model = await loadModel(args.model, {
       contextLength,
       threads,
+      ...memory,
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();

@@ -148,7 +148,12 @@ export function formatModelInfo(info: ModelInfo): string {
     row('rope', `${hp.ropeStyle}, ${hp.ropeDims} dims, base ${hp.ropeFreqBase}${scaling}${factors}`);
     // The f32 epsilon (1e-5 is stored as 9.99999974e-6) shown as it was written.
     row('rms norm eps', String(Number(hp.rmsNormEps.toPrecision(6))));
-    row('tied embeddings', hp.tiedEmbeddings ? 'yes' : 'no');
+    row(
+      'tied embeddings',
+      hp.tiedEmbeddings
+        ? 'yes (the output matrix stays resident; embedding rows are read from it)'
+        : 'no (token_embd stays in the file; each token\'s row is read when used)',
+    );
   } else {
     row('supported', `no: ${info.unsupportedReason}`);
   }

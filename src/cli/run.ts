@@ -5,6 +5,9 @@ import { parseArgs } from 'node:util';
 import { loadModel } from '../engine/model.js';
 import { createProgress } from './progress.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
+import { memoryOptions } from './memory-options.js';
+import { formatByteSize } from '../memory/byte-size.js';
+import { formatWeightMemory } from '../memory/report.js';
 
 const HELP = `usage: pocketllm run -m model.gguf (-p "prompt" | -f prompt.txt) [options]
 
@@ -22,6 +25,10 @@ const HELP = `usage: pocketllm run -m model.gguf (-p "prompt" | -f prompt.txt) [
       --ctx N             context length (default: min(model's, 4096))
       --stop TEXT         stop when TEXT appears (repeatable)
   -t, --threads N         threads running the kernels (default: all cores)
+      --memory-budget SIZE  wasm memory for weights, KV cache and scratch (e.g. 1GB, 512MiB);
+                          layers that do not fit are streamed from the file, read ahead of use
+      --cache-dir DIR     where packed weights are cached (default: $POCKETLLM_CACHE_DIR or ~/.cache/pocketllm)
+      --no-cache          neither read nor write the packed-weight cache
       --special           parse control tokens written in the prompt
 `;
 
@@ -45,6 +52,9 @@ export async function runCommand(argv: string[]): Promise<number> {
         ctx: { type: 'string' },
         stop: { type: 'string', multiple: true },
         threads: { type: 'string', short: 't' },
+        'memory-budget': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'no-cache': { type: 'boolean' },
         special: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -64,6 +74,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     // Every option is checked before the model is loaded, so a typo fails at once.
     const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
     const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
+    const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
     const options = {
       maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
       temperature: numberOption(args.temp, '--temp', { min: 0 }),
@@ -78,23 +89,30 @@ export async function runCommand(argv: string[]): Promise<number> {
     };
     const prompt = args.file !== undefined ? await readFile(args.file, 'utf8') : args.prompt!;
     const progress = createProgress('loading', 1);
+    const startMs = performance.now();
     const model = await loadModel(args.model, {
       contextLength,
       threads,
+      ...memory,
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();
+    const loadMs = performance.now() - startMs;
+    let firstTokenMs: number | undefined;
     try {
       const it = model.generate(prompt, options);
       for (;;) {
         const r = await it.next();
+        firstTokenMs ??= performance.now() - startMs;
         if (r.done) {
           const s = r.value.stats;
           process.stdout.write('\n');
           process.stderr.write(
             `\nprompt: ${s.promptTokens} tokens, ${s.prefillTokensPerSecond.toFixed(1)} tokens/s | ` +
               `generated: ${s.generatedTokens} tokens, ${s.decodeTokensPerSecond.toFixed(1)} tokens/s | ` +
-              `stop: ${s.stopReason} | kernels: ${model.kernelVariant}\n`,
+              `stop: ${s.stopReason} | kernels: ${model.kernelVariant} | ` +
+              `load ${(loadMs / 1000).toFixed(2)} s, first token ${((firstTokenMs ?? 0) / 1000).toFixed(2)} s after start\n` +
+              `memory: ${formatWeightMemory(model.weightMemory())} | peak RSS ${formatByteSize(process.resourceUsage().maxRSS * 1024)}\n`,
           );
           break;
         }

@@ -5,7 +5,8 @@ import { readGGUF } from '../gguf/reader.js';
 import type { GGUFFile } from '../gguf/types.js';
 import type { HParams } from '../model/hparams.js';
 import { readHParams } from '../model/hparams.js';
-import { KVCache } from '../model/kv-cache.js';
+import { KVCache, parseKVPrecision } from '../model/kv-cache.js';
+import type { KVPrecision } from '../model/kv-cache.js';
 import { Transformer, createRunState } from '../model/transformer.js';
 import type { LogitsWanted } from '../model/transformer.js';
 import { loadWeights } from '../model/weights.js';
@@ -44,6 +45,20 @@ export interface LoadModelOptions {
   parallel?: ParallelOptions;
   /** Tokens processed per prefill batch (default 64). */
   batchSize?: number;
+  /**
+   * Storage of the KV cache (CLI --kv-cache): 'f32' (default); 'f16', half the memory; 'int8', keys and
+   * values quantized per token and head with an f32 scale, (headDim + 4) / (2 headDim) of f16. Attention
+   * math and softmax stay f32.
+   */
+  kvCache?: KVPrecision;
+  /**
+   * Keep at most this many positions of the KV cache in wasm memory (CLI --kv-resident): older blocks
+   * move to a temporary file and are read back, a layer ahead, for attention. Output is bit-identical
+   * with the all-resident cache. Default: all resident.
+   */
+  kvResidentTokens?: number;
+  /** Folder of the KV spill file (default: the OS temporary folder); it is deleted on close and on exit. */
+  kvSpillDir?: string;
   /** Force a kernel build instead of the best one this engine runs correctly. */
   kernels?: KernelVariant;
   onProgress?: (event: LoadProgressEvent) => void;
@@ -304,6 +319,7 @@ export class Model {
     try {
       await this.transformer.executor.close();
     } finally {
+      this.transformer.kv.close();
       await this.storage.close();
     }
   }
@@ -317,6 +333,7 @@ export class Model {
 export async function loadModel(source: string | Storage, options: LoadModelOptions = {}): Promise<Model> {
   const storage = typeof source === 'string' ? await openFileStorage(source) : source;
   let executor: Executor | undefined;
+  let kv: KVCache | undefined;
   try {
     const file = await readGGUF(storage);
     const hp = readHParams(file);
@@ -332,14 +349,19 @@ export async function loadModel(source: string | Storage, options: LoadModelOpti
     const weights = await loadWeights(file, storage, arena, kernels.exports, hp, (p) =>
       options.onProgress?.({ phase: 'weights', loadedBytes: p.loadedBytes, totalBytes: p.totalBytes }),
     );
-    const kv = new KVCache(arena, hp.blockCount, contextLength, hp.headCountKV * hp.headDim);
-    const state = createRunState(arena, hp, Math.max(1, Math.min(options.batchSize ?? 64, contextLength)), contextLength);
+    const maxBatch = Math.max(1, Math.min(options.batchSize ?? 64, contextLength));
+    kv = new KVCache(arena, kernels.exports, {
+      layerCount: hp.blockCount, contextLength, headCountKV: hp.headCountKV, headDim: hp.headDim, maxBatch,
+      precision: parseKVPrecision(options.kvCache ?? 'f32'), residentTokens: options.kvResidentTokens, spillDir: options.kvSpillDir,
+    });
+    const state = createRunState(arena, hp, maxBatch, contextLength);
     executor = await createExecutor(kernels, memory, options.threads ?? (await defaultThreadCount()), options.parallel);
     const transformer = new Transformer(hp, weights, kernels.exports, arena, kv, state, executor);
     executor.calibrate(transformer.calibrationJob());
     return new Model(file, hp, tokenizer, kernels.variant, storage, transformer, arena);
   } catch (e) {
     await executor?.close().catch(() => undefined);
+    kv?.close();
     await storage.close().catch(() => undefined);
     throw e;
   }

@@ -1,5 +1,26 @@
-// The KV cache: for every layer, keys and values of each processed position, in wasm memory.
+// The KV cache: for every layer, keys and values of each processed position, in wasm memory, stored in
+// f32, f16 or int8, and optionally only the most recent positions resident with the older ones spilled
+// to a temporary file and streamed back, one layer ahead, for attention.
+//
+// Row layouts (one row per position, kvDim = headCountKV * headDim values, heads side by side):
+//   f32 : kvDim f32                                                 4 * kvDim bytes
+//   f16 : kvDim IEEE half                                           2 * kvDim bytes
+//   int8: headCountKV f32 scales, then kvDim int8 (value = q * scale of its head)   4 * headCountKV + kvDim
+// Keys and values use the same precision. int8 values rather than f16 ones, so that an int8 cache is
+// about half an f16 one (exactly (headDim + 4) / (2 * headDim) of it); attention math and softmax stay
+// f32 (assembly/ref/kv.ts).
+//
+// Spill (residentTokens set): positions [0, spilled) of every layer live in the spill file and
+// [spilled, length) in a per-layer resident window of residentTokens rows. For attention, the layer's
+// rows are assembled contiguously in a staging area (file rows read back, window rows copied, new rows
+// stored): the attention kernel then sees exactly the rows of an all-resident cache, so results are
+// bit-identical with it. Two staging areas are shared by all layers: while layer l computes in one,
+// the spilled rows of layer l+1 are read into the other. Whole blocks of spillBlockTokens positions
+// move out at a time, after each batch, so that at most residentTokens stay resident.
+import type { KernelExports } from '../runtime/kernel-exports.js';
 import type { Arena } from '../runtime/memory.js';
+import { KVSpillFile } from '../memory/kv-spill.js';
+import type { KVKind } from '../memory/kv-spill.js';
 
 export class ContextFullError extends Error {
   constructor(message: string) {
@@ -8,43 +29,208 @@ export class ContextFullError extends Error {
   }
 }
 
+export type KVPrecision = 'f32' | 'f16' | 'int8';
+export const KV_PRECISIONS: readonly KVPrecision[] = ['f32', 'f16', 'int8'];
+
+/** The attention export that reads a cache of each precision. */
+export type KVAttentionKernel = 'attention' | 'attentionKvF16' | 'attentionKvInt8';
+const ATTENTION_KERNEL: Readonly<Record<KVPrecision, KVAttentionKernel>> = { f32: 'attention', f16: 'attentionKvF16', int8: 'attentionKvInt8' };
+
+export const DEFAULT_SPILL_BLOCK_TOKENS = 16;
+
+export interface KVCacheConfig {
+  readonly layerCount: number;
+  /** Positions the cache can hold. */
+  readonly contextLength: number;
+  readonly headCountKV: number;
+  readonly headDim: number;
+  /** Largest number of tokens one forward batch appends (sizes the f32 rows new keys land in). */
+  readonly maxBatch: number;
+  /** Storage of keys and values (default 'f32'). */
+  readonly precision?: KVPrecision;
+  /** Keep at most this many positions per layer in wasm memory and spill older ones to a file (default: all resident). */
+  readonly residentTokens?: number;
+  /** Positions moved to the spill file at a time (default 16). */
+  readonly spillBlockTokens?: number;
+  /** Folder of the spill file (default: the OS temporary folder). */
+  readonly spillDir?: string;
+  /** 'thread' (default): spilled rows are read by a reader thread one layer ahead; 'sync': on this thread when needed. */
+  readonly spillReader?: 'thread' | 'sync';
+}
+
+/** Bytes of one position's row of one layer's keys (or values). */
+export function kvRowBytes(precision: KVPrecision, headCountKV: number, headDim: number): number {
+  const kvDim = headCountKV * headDim;
+  switch (precision) {
+    case 'f32':
+      return 4 * kvDim;
+    case 'f16':
+      return 2 * kvDim;
+    case 'int8':
+      return 4 * headCountKV + kvDim;
+    default:
+      throw new RangeError(`unknown KV cache precision "${String(precision)}" (f32, f16 or int8)`);
+  }
+}
+
+/** Checks a precision name from a user (CLI, options); throws naming the choices. */
+export function parseKVPrecision(s: string): KVPrecision {
+  if ((KV_PRECISIONS as readonly string[]).includes(s)) return s as KVPrecision;
+  throw new RangeError(`unknown KV cache precision "${s}" (f32, f16 or int8)`);
+}
+
+/** Whether the config spills (residentTokens set and below the context length). */
+function spills(c: KVCacheConfig): boolean {
+  return c.residentTokens !== undefined && c.residentTokens < c.contextLength;
+}
+
+/**
+ * Bytes of wasm memory the KV cache takes in the arena's 'kv' region: all rows of every layer, or,
+ * when spilling, the resident windows plus two staging areas of a whole context. (The f32 rows new
+ * keys and values land in before conversion are scratch, not counted.)
+ */
+export function kvCacheBytes(c: KVCacheConfig): number {
+  const rowBytes = kvRowBytes(c.precision ?? 'f32', c.headCountKV, c.headDim);
+  if (!spills(c)) return 2 * c.layerCount * c.contextLength * rowBytes;
+  return 2 * c.layerCount * c.residentTokens! * rowBytes + 2 * 2 * c.contextLength * rowBytes;
+}
+
+/** Where one layer's attention reads and its new keys and values are written, for one batch. */
+export interface KVLayerRows {
+  /** Rows 0.. of the layer's keys and values in the cache's precision, contiguous (attention reads these). */
+  readonly k: number;
+  readonly v: number;
+  /** f32 (nTok, kvDim): where the batch's keys and values go before storeNewRows() (biases and RoPE apply here). */
+  readonly newK: number;
+  readonly newV: number;
+}
+
+interface Staging {
+  readonly k: number;
+  readonly v: number;
+  /** Layer whose spilled rows [0, rows) were read (or are being read) into this area; -1 none. */
+  layer: number;
+  rows: number;
+}
+
 export class KVCache {
-  /** Per layer: keys, f32 (contextLength, kvDim), row p = position p, heads side by side. */
+  readonly layerCount: number;
+  readonly contextLength: number;
+  readonly headCountKV: number;
+  readonly headDim: number;
+  /** Values per position per layer (headCountKV * headDim). */
+  readonly kvDim: number;
+  readonly precision: KVPrecision;
+  /** Bytes of one position's row of one layer's keys (or values). */
+  readonly rowBytes: number;
+  /** The attention kernel that reads this cache. */
+  readonly attentionKernel: KVAttentionKernel;
+  /** Positions kept in wasm memory per layer when spilling; contextLength otherwise. */
+  readonly residentTokens: number;
+  /**
+   * Per layer: the resident keys, rows of rowBytes. Row p = position p when nothing spills; when
+   * spilling, the window: row i = position spilledTokens + i.
+   */
   readonly keys: readonly number[];
   /** Per layer: values, same layout as keys. */
   readonly values: readonly number[];
   /** Token ids whose keys and values are held, in position order. */
   readonly tokens: number[] = [];
+  /** Bytes allocated in the arena's 'kv' region (see kvCacheBytes). */
+  readonly bytes: number;
 
-  constructor(
-    arena: Arena,
-    readonly layerCount: number,
-    readonly contextLength: number,
-    /** Floats per position per layer (headCountKV * headDim). */
-    readonly kvDim: number,
-  ) {
-    const bytes = contextLength * kvDim * 4;
+  private readonly arena: Arena;
+  private readonly kernels: KernelExports;
+  private readonly maxBatch: number;
+  private readonly blockTokens: number;
+  /** f32 (maxBatch, kvDim) rows new keys / values are written to when the cache is not f32; 0 otherwise. */
+  private readonly newKF32: number;
+  private readonly newVF32: number;
+  private readonly spill: KVSpillFile | undefined;
+  private readonly staging: readonly Staging[];
+  /** Positions [0, spilled) of every layer are in the spill file. */
+  private spilled = 0;
+  /** This batch: its size, and the spill boundary after it. */
+  private batch = 0;
+  private nextSpilled = 0;
+  private closed = false;
+
+  constructor(arena: Arena, kernels: KernelExports, config: KVCacheConfig) {
+    const { layerCount, contextLength, headCountKV, headDim, maxBatch } = config;
+    for (const [name, v] of [['layerCount', layerCount], ['contextLength', contextLength], ['headCountKV', headCountKV], ['headDim', headDim], ['maxBatch', maxBatch]] as const) {
+      if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KV cache: ${name} must be a positive integer, got ${v}`);
+    }
+    const precision = config.precision ?? 'f32';
+    this.rowBytes = kvRowBytes(precision, headCountKV, headDim);
+    if (config.residentTokens !== undefined && (!Number.isSafeInteger(config.residentTokens) || config.residentTokens < 1)) {
+      throw new RangeError(`kvResidentTokens must be a positive integer, got ${config.residentTokens}`);
+    }
+    const blockTokens = config.spillBlockTokens ?? DEFAULT_SPILL_BLOCK_TOKENS;
+    if (!Number.isSafeInteger(blockTokens) || blockTokens < 1) throw new RangeError(`spillBlockTokens must be a positive integer, got ${blockTokens}`);
+    this.arena = arena;
+    this.kernels = kernels;
+    this.layerCount = layerCount;
+    this.contextLength = contextLength;
+    this.headCountKV = headCountKV;
+    this.headDim = headDim;
+    this.kvDim = headCountKV * headDim;
+    this.precision = precision;
+    this.attentionKernel = ATTENTION_KERNEL[precision];
+    this.maxBatch = maxBatch;
+    this.blockTokens = blockTokens;
+    const spilling = spills(config);
+    this.residentTokens = spilling ? config.residentTokens! : contextLength;
+    this.bytes = kvCacheBytes(config);
+
+    const windowBytes = this.residentTokens * this.rowBytes;
     const keys: number[] = [];
     const values: number[] = [];
     for (let l = 0; l < layerCount; l++) {
-      keys.push(arena.alloc('kv', bytes));
-      values.push(arena.alloc('kv', bytes));
+      keys.push(arena.alloc('kv', windowBytes));
+      values.push(arena.alloc('kv', windowBytes));
     }
     this.keys = keys;
     this.values = values;
+    const staging: Staging[] = [];
+    if (spilling) {
+      for (let i = 0; i < 2; i++) {
+        staging.push({ k: arena.alloc('kv', contextLength * this.rowBytes), v: arena.alloc('kv', contextLength * this.rowBytes), layer: -1, rows: 0 });
+      }
+    }
+    this.staging = staging;
+    const newRowsBytes = precision === 'f32' ? 0 : maxBatch * this.kvDim * 4;
+    this.newKF32 = newRowsBytes ? arena.alloc('scratch', newRowsBytes) : 0;
+    this.newVF32 = newRowsBytes ? arena.alloc('scratch', newRowsBytes) : 0;
+    this.spill = spilling
+      ? new KVSpillFile({ layerCount, contextLength, rowBytes: this.rowBytes, memory: arena.memory, dir: config.spillDir, reader: config.spillReader })
+      : undefined;
   }
 
   get length(): number {
     return this.tokens.length;
   }
 
-  get bytes(): number {
-    return 2 * this.layerCount * this.contextLength * this.kvDim * 4;
+  /** Positions whose rows are in the spill file (0 when nothing spills). */
+  get spilledTokens(): number {
+    return this.spilled;
+  }
+
+  /** Path of the spill file, when spilling. */
+  get spillPath(): string | undefined {
+    return this.spill?.path;
+  }
+
+  /** Bytes written to and read from the spill file so far. */
+  spillStats(): { bytesWritten: number; bytesRead: number } {
+    return this.spill?.stats() ?? { bytesWritten: 0, bytesRead: 0 };
   }
 
   /** Forgets positions from `length` on (their slots are overwritten by later tokens). */
   truncate(length: number): void {
     if (length < this.tokens.length) this.tokens.length = length;
+    // Rows [length, spilled) stay valid in the file, but the window no longer continues them.
+    if (length < this.spilled) this.spilled = length;
+    for (const st of this.staging) st.rows = Math.min(st.rows, length);
   }
 
   /** Throws when `more` tokens would not fit after the current ones. */
@@ -54,5 +240,112 @@ export class KVCache {
         `context is full: ${this.tokens.length} tokens held + ${more} new > context length ${this.contextLength} (raise contextLength / --ctx)`,
       );
     }
+  }
+
+  /**
+   * Layer `layer` is about to process a batch of `nTok` tokens at positions length..: returns where
+   * its attention reads and its new keys and values go. Layers come in order 0, 1, .. for each batch.
+   */
+  beginLayer(layer: number, nTok: number): KVLayerRows {
+    this.checkOpen();
+    if (nTok < 1 || nTok > this.maxBatch) throw new RangeError(`KV cache: a batch of ${nTok} tokens (1..${this.maxBatch})`);
+    const pos = this.length;
+    if (layer === 0) {
+      this.checkRoom(nTok);
+      this.batch = nTok;
+      const end = pos + nTok;
+      // Spill whole blocks so that at most residentTokens positions stay resident after this batch.
+      const excess = end - this.residentTokens;
+      this.nextSpilled = excess <= 0 ? this.spilled : Math.min(end, Math.max(this.spilled, Math.ceil(excess / this.blockTokens) * this.blockTokens));
+    } else if (nTok !== this.batch) {
+      throw new Error(`KV cache: layer ${layer} got ${nTok} tokens but the batch has ${this.batch}`);
+    }
+    const newRow = pos * this.rowBytes;
+    if (!this.spill) {
+      const k = this.keys[layer]!, v = this.values[layer]!;
+      if (this.precision === 'f32') return { k, v, newK: k + newRow, newV: v + newRow };
+      return { k, v, newK: this.newKF32, newV: this.newVF32 };
+    }
+    const st = this.stagingOf(layer);
+    // The spilled rows of this layer: already read ahead, or read now.
+    if (st.layer !== layer || st.rows < this.spilled) {
+      this.spill.wait();
+      this.spill.prefetch(layer, this.spilled, st.k, st.v);
+      st.layer = layer;
+      st.rows = this.spilled;
+    }
+    this.spill.wait();
+    // Read the next layer's spilled rows while this one computes.
+    if (layer + 1 < this.layerCount) this.prefetchInto(layer + 1);
+    const resident = pos - this.spilled;
+    const mem = this.arena.bytes();
+    const at = this.spilled * this.rowBytes;
+    mem.copyWithin(st.k + at, this.keys[layer]!, this.keys[layer]! + resident * this.rowBytes);
+    mem.copyWithin(st.v + at, this.values[layer]!, this.values[layer]! + resident * this.rowBytes);
+    if (this.precision === 'f32') return { k: st.k, v: st.v, newK: st.k + newRow, newV: st.v + newRow };
+    return { k: st.k, v: st.v, newK: this.newKF32, newV: this.newVF32 };
+  }
+
+  /** Converts the batch's new f32 keys and values (biases and RoPE applied) into the cache rows. */
+  storeNewRows(nTok: number, rows: KVLayerRows): void {
+    if (this.precision === 'f32') return; // written in place
+    const dk = rows.k + this.length * this.rowBytes;
+    const dv = rows.v + this.length * this.rowBytes;
+    if (this.precision === 'f16') {
+      this.kernels.kvStoreF16(rows.newK, dk, this.kvDim, nTok);
+      this.kernels.kvStoreF16(rows.newV, dv, this.kvDim, nTok);
+    } else {
+      this.kernels.kvStoreInt8(rows.newK, dk, this.headCountKV, this.headDim, nTok);
+      this.kernels.kvStoreInt8(rows.newV, dv, this.headCountKV, this.headDim, nTok);
+    }
+  }
+
+  /** Layer `layer` is done with the batch: when spilling, its rows go back to the window and the file. */
+  commitLayer(layer: number, rows: KVLayerRows): void {
+    if (!this.spill) return;
+    const end = this.length + this.batch;
+    const from = this.spilled, to = this.nextSpilled;
+    for (const [kind, src, window] of [[0, rows.k, this.keys[layer]!], [1, rows.v, this.values[layer]!]] as const) {
+      this.spill.write(layer, kind as KVKind, from, to - from, src + from * this.rowBytes);
+      this.arena.bytes().copyWithin(window, src + to * this.rowBytes, src + end * this.rowBytes);
+    }
+    const st = this.stagingOf(layer);
+    // The staging area now holds this layer's file rows [0, to) as they are in the file.
+    if (st.layer === layer) st.rows = to;
+  }
+
+  /** The batch went through every layer: its tokens are now held. */
+  endChunk(tokens: readonly number[]): void {
+    for (const t of tokens) this.tokens.push(t);
+    if (this.spill) {
+      this.spilled = this.nextSpilled;
+      // Start reading layer 0 for the next batch now.
+      this.prefetchInto(0);
+    }
+  }
+
+  /** Deletes the spill file and stops its reader. The cache cannot be used afterwards. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.spill?.close();
+  }
+
+  private stagingOf(layer: number): Staging {
+    return this.staging[layer % 2]!;
+  }
+
+  /** Starts reading `layer`'s spilled rows into its staging area unless they are there already. */
+  private prefetchInto(layer: number): void {
+    const st = this.stagingOf(layer);
+    if (st.layer === layer && st.rows >= this.spilled) return;
+    this.spill!.wait();
+    this.spill!.prefetch(layer, this.spilled, st.k, st.v);
+    st.layer = layer;
+    st.rows = this.spilled;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('the KV cache is closed');
   }
 }

@@ -11,6 +11,7 @@ import type { Executor, MatmulJob } from '../parallel/executor.js';
 import type { HParams } from './hparams.js';
 import type { KVCache } from './kv-cache.js';
 import type { MatrixWeight, ModelWeights } from './weights.js';
+import { rowToF32 } from './weights.js';
 
 /** Activation formats a matmul input may need converting to (F32 inputs are used as they are). */
 const ACTIVATION_FORMATS = [GGMLType.F16, GGMLType.BF16, GGMLType.Q8_0, GGMLType.Q8_1, GGMLType.Q8_K] as const;
@@ -127,7 +128,7 @@ export class Transformer {
 
     const emb = w.tokenEmbd;
     for (let t = 0; t < n; t++) {
-      k.dequantizeRow(emb.type, emb.ptr + tokens[t]! * emb.rowBytes, s.x + t * embd * 4, embd);
+      rowToF32(k, emb, tokens[t]!, s.x + t * embd * 4);
     }
     const positions = this.arena.i32(s.positions, n);
     for (let t = 0; t < n; t++) positions[t] = pos0 + t;
@@ -135,10 +136,11 @@ export class Transformer {
 
     for (let l = 0; l < w.layers.length; l++) {
       const L = w.layers[l]!;
-      const kCache = kv.keys[l]! + pos0 * this.kvDim * 4;
-      const vCache = kv.values[l]! + pos0 * this.kvDim * 4;
-
-      // Attention: the new keys and values are written straight into their cache rows.
+      // Attention: the new keys and values land in f32 rows (their cache rows, for an all-resident f32
+      // cache), get biases and RoPE there, and are then stored in the cache's precision.
+      const kvRows = kv.beginLayer(l, n);
+      const kCache = kvRows.newK;
+      const vCache = kvRows.newV;
       ex.rmsNorm(s.x, L.attnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
       this.matmuls(s.xNorm, n, [[L.attnQ, s.q], [L.attnK, kCache], [L.attnV, vCache]]);
       if (L.attnQBias) k.addBias(s.q, L.attnQBias.ptr, this.qDim, n);
@@ -147,11 +149,13 @@ export class Transformer {
       const rope = hp.ropeStyle === 'neox' ? k.ropeNeox : k.ropeNorm;
       rope(s.q, n, hp.headCount, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
       rope(kCache, n, hp.headCountKV, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
+      kv.storeNewRows(n, kvRows);
       ex.attention({
-        q: s.q, k: kv.keys[l]!, v: kv.values[l]!, out: s.attnOut, nTok: n,
+        kernel: kv.attentionKernel, q: s.q, k: kvRows.k, v: kvRows.v, out: s.attnOut, nTok: n,
         nHeads: hp.headCount, nKVHeads: hp.headCountKV, headDim: hp.headDim, kvStride: this.kvDim, pos0, scale: this.attnScale,
         scratch: s.attnScratch, scratchStride: s.attnScratchStride, scratchSlots: s.attnScratchSlots,
       });
+      kv.commitLayer(l, kvRows);
       this.matmuls(s.attnOut, n, [[L.attnOutput, s.branch]]);
       ex.addRows(s.x, s.branch, n * embd);
 
@@ -162,7 +166,7 @@ export class Transformer {
       this.matmuls(s.gate, n, [[L.ffnDown, s.branch]]);
       ex.addRows(s.x, s.branch, n * embd);
     }
-    for (const t of tokens) kv.tokens.push(t);
+    kv.endChunk(tokens);
   }
 
   /** Final norm and output projection of rows [first, first+count) of the last chunk into `dst`. */

@@ -1,7 +1,11 @@
 // Model weights: finds every tensor the llama/qwen2 graph needs (by name, through tensor-names.ts),
 // checks its shape and type, and reads its bytes from storage into the "weights" region of wasm memory.
+// Matrices of a type with a packed layout (quant/formats.ts) are repacked there once, at load, into the
+// layout their matmul reads; the file bytes pass through scratch memory on the way.
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/types.js';
 import { GGMLType, TYPE_TRAITS } from '../quant/formats.js';
+import type { PackedLayout } from '../quant/formats.js';
+import { matmulKernelFor } from '../runtime/kernel-table.js';
 import type { Arena } from '../runtime/memory.js';
 import type { KernelExports } from '../runtime/kernel-exports.js';
 import type { Storage } from '../storage/storage.js';
@@ -11,15 +15,30 @@ import { UnsupportedModelError, llama3RopeFreqFactors } from './hparams.js';
 import { globalTensorName, layerTensorName } from './tensor-names.js';
 import type { LayerTensorKind, TensorSuffix } from './tensor-names.js';
 
-/** A 2-D weight in wasm memory, stored as in the file: `rows` rows of `cols` weights of `type`. */
+/**
+ * A 2-D weight in wasm memory: `rows` rows of `cols` weights of `type`, stored as in the file or, when
+ * `layout` is set, in that packed layout (row r no longer at ptr + r * rowBytes: see rowToF32).
+ */
 export interface MatrixWeight {
   readonly name: string;
   readonly ptr: number;
   readonly type: GGMLType;
   readonly rows: number;
   readonly cols: number;
-  /** Bytes of one row. */
+  /** Bytes of one row in the file layout. */
   readonly rowBytes: number;
+  /** The packed layout the bytes at ptr are in, or null for the file layout. */
+  readonly layout: PackedLayout | null;
+  /** Bytes at ptr. */
+  readonly byteSize: number;
+}
+
+/** dst f32[cols] = row `row` of a matrix, whatever its layout (the embedding lookup). */
+export function rowToF32(k: KernelExports, m: MatrixWeight, row: number, dst: number): void {
+  const status = m.layout
+    ? k.dequantizePackedRow(m.type, m.ptr, m.cols, row, dst)
+    : k.dequantizeRow(m.type, m.ptr + row * m.rowBytes, dst, m.cols);
+  if (status !== 0) throw new Error(`cannot read row ${row} of ${m.name} (${GGMLType[m.type]})`);
 }
 
 /** A 1-D f32 vector in wasm memory (norm weights, biases, rope factors). */
@@ -86,7 +105,8 @@ class WeightLoader {
     this.onProgress?.({ loadedBytes: this.loadedBytes, totalBytes: this.totalBytes });
   }
 
-  async matrix(name: string, rows: number, cols: number): Promise<MatrixWeight> {
+  /** A matrix; repacked when its type has a packed layout, unless `pack` is false (embedding only). */
+  async matrix(name: string, rows: number, cols: number, pack = true): Promise<MatrixWeight> {
     const t = this.tensor(name, true)!;
     if (t.shape.length !== 2 || t.shape[0] !== cols || t.shape[1] !== rows) {
       throw new UnsupportedModelError(`${this.file.source}: tensor "${name}" has shape [${t.shape.join(', ')}], expected [${cols}, ${rows}]`);
@@ -95,10 +115,24 @@ class WeightLoader {
     if (!traits.supported || t.type === GGMLType.Q8_K || t.type === GGMLType.Q8_1) {
       throw new UnsupportedModelError(`${this.file.source}: tensor "${name}" is stored as ${traits.name}, a type pocketllm cannot compute with`);
     }
-    const ptr = this.arena.alloc('weights', t.byteSize);
-    await this.readInto(t, ptr);
-    this.residentBytes += t.byteSize;
-    return { name, ptr, type: t.type, rows, cols, rowBytes: (cols / traits.blockSize) * traits.blockBytes };
+    const rowBytes = (cols / traits.blockSize) * traits.blockBytes;
+    const kernel = matmulKernelFor(t.type);
+    const layout = pack ? kernel.layout : null;
+    if (!layout) {
+      const ptr = this.arena.alloc('weights', t.byteSize);
+      await this.readInto(t, ptr);
+      this.residentBytes += t.byteSize;
+      return { name, ptr, type: t.type, rows, cols, rowBytes, layout: null, byteSize: t.byteSize };
+    }
+    const byteSize = kernel.matrixBytes(rows, cols);
+    const ptr = this.arena.alloc('weights', byteSize);
+    const mark = this.arena.mark();
+    const tmp = this.arena.alloc('scratch', t.byteSize);
+    await this.readInto(t, tmp);
+    kernel.repack(this.kernels, tmp, ptr, rows, cols);
+    this.arena.release(mark);
+    this.residentBytes += byteSize;
+    return { name, ptr, type: t.type, rows, cols, rowBytes, layout, byteSize };
   }
 
   /** A 1-D tensor, converted to f32 in wasm memory whatever its stored type. */
@@ -148,7 +182,8 @@ export async function loadWeights(
   const kvDim = hp.headCountKV * hp.headDim;
   const ffn = hp.feedForwardLength;
 
-  const tokenEmbd = await loader.matrix(globalTensorName('tokenEmbd'), hp.vocabSize, embd);
+  // Packed only when tied: then it is also the output projection, and the lookup reads packed rows.
+  const tokenEmbd = await loader.matrix(globalTensorName('tokenEmbd'), hp.vocabSize, embd, hp.tiedEmbeddings);
   const outputNorm = (await loader.vector(globalTensorName('outputNorm'), embd))!;
   const output = hp.tiedEmbeddings ? tokenEmbd : await loader.matrix(globalTensorName('output'), hp.vocabSize, embd);
 

@@ -4,6 +4,11 @@
 // thread count. createExecutor picks one from the `threads` option.
 import type { KernelExports } from '../runtime/kernel-exports.js';
 import type { SelectedKernels } from '../runtime/kernels.js';
+import { CallStats } from './call-stats.js';
+import type { CallStatsByKind } from './call-stats.js';
+
+export type { CallKind, CallKindStats, CallStatsByKind } from './call-stats.js';
+export { CALL_KINDS, sumCallStats } from './call-stats.js';
 
 type KeysOfType<T, V> = { [K in keyof T]: T[K] extends V ? K : never }[keyof T];
 /** Names of the matmul exports (out = x · Wᵀ over a row range). */
@@ -22,8 +27,13 @@ export interface MatmulJob {
   readonly nTok: number;
 }
 
+/** Names of the attention exports (same arguments; they differ in the KV cache format they read). */
+export type AttentionKernelName = 'attention' | 'attentionKvF16' | 'attentionKvInt8';
+
 /** Causal grouped-query attention of nTok queries at positions pos0.. (see KernelExports.attention). */
 export interface AttentionJob {
+  /** The export to run: 'attention' (f32 cache, the default) or a variant reading an f16 / int8 cache. */
+  readonly kernel?: AttentionKernelName;
   readonly q: number;
   readonly k: number;
   readonly v: number;
@@ -46,9 +56,17 @@ export interface ExecutorStats {
   readonly threads: number;
   /** Threads taking part in dispatches now (1 while a failed pool is being rebuilt). */
   readonly activeThreads: number;
-  /** Kernel calls split across threads, and calls run on the coordinator alone. */
+  /**
+   * Kernel dispatches split across threads (start-up calibration included), and kernel jobs run on
+   * the coordinator alone, since the last resetStats().
+   */
   readonly parallelCalls: number;
   readonly serialCalls: number;
+  /**
+   * Per kind of call since the last resetStats(): calls run alone and split, and for split calls the
+   * coordinator's own share, its wait at the barrier and every thread's kernel time (call-stats.ts).
+   */
+  readonly calls: CallStatsByKind;
   /** Measured cost of starting and joining the workers once, in milliseconds. */
   readonly barrierMs: number;
   /** Current fraction of a split each participant gets (0 = the coordinator). */
@@ -73,6 +91,11 @@ export interface Executor {
   /** Measures thread speeds on a real kernel call (start-up); a no-op on one thread. */
   calibrate(job: MatmulJob): void;
   stats(): ExecutorStats;
+  /**
+   * Zeroes the call counters (parallelCalls, serialCalls, calls). With timeSerialCalls, calls run on
+   * the coordinator alone are timed too until the next reset (a clock pair per call).
+   */
+  resetStats(options?: { readonly timeSerialCalls?: boolean }): void;
   /** Resolves when no pool rebuild is under way. */
   ready(): Promise<void>;
   /** Ends every worker thread; the executor cannot be used afterwards. */
@@ -84,42 +107,73 @@ export class SerialExecutor implements Executor {
   readonly threads = 1;
   private calls = 0;
 
-  constructor(private readonly k: KernelExports) {}
+  /** `callStats`: where calls are counted (the parallel executor passes its own, for its fallbacks). */
+  constructor(
+    private readonly k: KernelExports,
+    readonly callStats: CallStats = new CallStats(1),
+  ) {}
 
   matmuls(jobs: readonly MatmulJob[]): void {
+    const t0 = this.callStats.serialStart();
     for (const j of jobs) this.k[j.kernel](j.w, j.x, j.out, j.cols, j.rows, j.nTok, 0, j.rows);
     this.calls += jobs.length;
+    this.callStats.serial('matmul', jobs.length, t0);
   }
 
   attention(j: AttentionJob): void {
-    this.k.attention(j.q, j.k, j.v, j.out, j.nTok, j.nHeads, j.nKVHeads, j.headDim, j.kvStride, j.pos0, j.scale, j.scratch, 0, j.nHeads);
+    const t0 = this.callStats.serialStart();
+    this.k[j.kernel ?? 'attention'](j.q, j.k, j.v, j.out, j.nTok, j.nHeads, j.nKVHeads, j.headDim, j.kvStride, j.pos0, j.scale, j.scratch, 0, j.nHeads);
     this.calls++;
+    this.callStats.serial('attention', 1, t0);
   }
 
   convertRows(kernel: ConverterKernelName, x: number, dst: number, cols: number, nTok: number): void {
+    const t0 = this.callStats.serialStart();
     this.k[kernel](x, dst, cols, nTok);
     this.calls++;
+    this.callStats.serial('convert', 1, t0);
   }
 
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void {
+    const t0 = this.callStats.serialStart();
     this.k.rmsNorm(x, weight, out, cols, nTok, eps);
     this.calls++;
+    this.callStats.serial('norm', 1, t0);
   }
 
   siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {
+    const t0 = this.callStats.serialStart();
     this.k.siluMulRows(gate, up, out, cols, nTok);
     this.calls++;
+    this.callStats.serial('swiglu', 1, t0);
   }
 
   addRows(dst: number, src: number, n: number): void {
+    const t0 = this.callStats.serialStart();
     this.k.addRows(dst, src, n);
     this.calls++;
+    this.callStats.serial('add', 1, t0);
   }
 
   calibrate(): void {}
 
   stats(): ExecutorStats {
-    return { threads: 1, activeThreads: 1, parallelCalls: 0, serialCalls: this.calls, barrierMs: 0, shares: [1], faults: 0, lastFault: undefined };
+    return {
+      threads: 1,
+      activeThreads: 1,
+      parallelCalls: 0,
+      serialCalls: this.calls,
+      calls: this.callStats.snapshot(),
+      barrierMs: 0,
+      shares: [1],
+      faults: 0,
+      lastFault: undefined,
+    };
+  }
+
+  resetStats(options?: { readonly timeSerialCalls?: boolean }): void {
+    this.calls = 0;
+    this.callStats.reset(options?.timeSerialCalls ?? false);
   }
 
   async ready(): Promise<void> {}

@@ -8,6 +8,8 @@
 // The coordinator blocks in Atomics.wait, which Node allows on its main thread and browsers allow in
 // workers (where the browser port runs the engine); nothing here needs to be the process's main thread.
 import type { SelectedKernels } from '../runtime/kernels.js';
+import { CallStats } from './call-stats.js';
+import type { CallKind } from './call-stats.js';
 import { CONTROL_LAYOUT as L, MAX_OPS, MAX_PARTICIPANTS } from './control-block.js';
 import type { AttentionJob, ConverterKernelName, Executor, ExecutorStats, MatmulJob, MatmulKernelName, ParallelOptions } from './executor.js';
 import { SerialExecutor } from './executor.js';
@@ -23,7 +25,7 @@ const MATMUL_KERNELS: readonly MatmulKernelName[] = [
 ];
 const CONVERTER_KERNELS: readonly ConverterKernelName[] = ['quantizeRowsQ8_0', 'quantizeRowsQ8_1', 'quantizeRowsQ8_K', 'convertRowsF16', 'convertRowsBF16'];
 /** The exports a dispatch can name; a kernel's id in the control block is its index here. */
-const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows'];
+const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows', 'attentionKvF16', 'attentionKvInt8'];
 
 /** How long one Atomics.wait of the coordinator lasts before it looks at the clock again. */
 const WAIT_SLICE_MS = 50;
@@ -52,6 +54,8 @@ export class ParallelExecutor implements Executor {
   private rebuilding: Promise<void> | undefined;
   private closed = false;
   private readonly serial: SerialExecutor;
+  /** Call counters, shared with `serial` so its fallbacks count under the same kinds. */
+  private readonly callStats: CallStats;
   private readonly fns: KernelFunction[];
   private readonly kernelIds: ReadonlyMap<string, number>;
   private readonly throughput: ThroughputModel;
@@ -73,7 +77,8 @@ export class ParallelExecutor implements Executor {
     readonly threads: number,
     private readonly options: ParallelOptions,
   ) {
-    this.serial = new SerialExecutor(kernels.exports);
+    this.callStats = new CallStats(threads);
+    this.serial = new SerialExecutor(kernels.exports, this.callStats);
     this.fns = kernelFunctions(kernels.exports, DISPATCH_KERNELS);
     this.kernelIds = new Map(DISPATCH_KERNELS.map((name, i) => [name, i]));
     this.throughput = new ThroughputModel(threads);
@@ -141,7 +146,7 @@ export class ParallelExecutor implements Executor {
       partitionRange(j.rows, this.weights, n, ROW_ALIGN, b.i32, base);
       for (let p = 0; p < n; p++) this.work[p] += (b.i32[base + 2 * p + 1]! - b.i32[base + 2 * p]!) * j.cols * j.nTok;
     }
-    this.run(pool, jobs.length, true);
+    this.run(pool, jobs.length, true, 'matmul', jobs.length);
   }
 
   attention(j: AttentionJob): void {
@@ -153,10 +158,10 @@ export class ParallelExecutor implements Executor {
     const n = pool.workers + 1;
     // Each participant needs its own scratch slot, so at most scratchSlots of them take part.
     this.setWeights(n, Math.min(n, j.scratchSlots, j.nHeads));
-    b.setRangeOp(0, this.kernelIds.get('attention')!, 12, 11, j.scratchStride);
+    b.setRangeOp(0, this.kernelIds.get(j.kernel ?? 'attention')!, 12, 11, j.scratchStride);
     this.setArgs(b, 0, j.q, j.k, j.v, j.out, j.nTok, j.nHeads, j.nKVHeads, j.headDim, j.kvStride, j.pos0, j.scale, j.scratch);
     partitionRange(j.nHeads, this.weights, n, 1, b.i32, b.rangeBase(0));
-    this.run(pool, 1, false);
+    this.run(pool, 1, false, 'attention');
   }
 
   convertRows(kernel: ConverterKernelName, x: number, dst: number, cols: number, nTok: number, dstRowBytes: number): void {
@@ -165,7 +170,7 @@ export class ParallelExecutor implements Executor {
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get(kernel)!, 3, [[0, cols * 4], [1, dstRowBytes]]);
     this.setArgs(b, 0, x, dst, cols, nTok);
-    this.splitCount(pool, nTok, 1);
+    this.splitCount(pool, nTok, 1, 'convert');
   }
 
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void {
@@ -174,7 +179,7 @@ export class ParallelExecutor implements Executor {
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get('rmsNorm')!, 4, [[0, cols * 4], [2, cols * 4]]);
     this.setArgs(b, 0, x, weight, out, cols, nTok, eps);
-    this.splitCount(pool, nTok, 1);
+    this.splitCount(pool, nTok, 1, 'norm');
   }
 
   siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {
@@ -184,7 +189,7 @@ export class ParallelExecutor implements Executor {
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get('siluMulRows')!, 4, [[0, cols * 4], [1, cols * 4], [2, cols * 4]]);
     this.setArgs(b, 0, gate, up, out, cols, nTok);
-    this.splitCount(pool, nTok, 1);
+    this.splitCount(pool, nTok, 1, 'swiglu');
   }
 
   addRows(dst: number, src: number, n: number): void {
@@ -193,7 +198,7 @@ export class ParallelExecutor implements Executor {
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get('addRows')!, 2, [[0, 4], [1, 4]]);
     this.setArgs(b, 0, dst, src, n);
-    this.splitCount(pool, n, ELEMENT_ALIGN);
+    this.splitCount(pool, n, ELEMENT_ALIGN, 'add');
   }
 
   /**
@@ -246,11 +251,11 @@ export class ParallelExecutor implements Executor {
     for (let p = 0; p < n; p++) this.weights[p] = p >= active ? 0 : this.balance === 'even' ? 1 : this.throughput.speeds[p]!;
   }
 
-  private splitCount(pool: WorkerPool, total: number, align: number): void {
+  private splitCount(pool: WorkerPool, total: number, align: number, kind: CallKind): void {
     const n = pool.workers + 1;
     this.setWeights(n, n);
     partitionRange(total, this.weights, n, align, pool.block.i32, pool.block.rangeBase(0));
-    this.run(pool, 1, false);
+    this.run(pool, 1, false, kind);
   }
 
   private worthSplitting(work: number): boolean {
@@ -273,11 +278,13 @@ export class ParallelExecutor implements Executor {
 
   /**
    * Starts the ops written into the control block on every worker, runs the coordinator's share,
-   * and waits for all of them. With `learn`, each participant's time updates its speed.
+   * and waits for all of them. With `learn`, each participant's time updates its speed. A call of
+   * `kind` (of `jobs` kernel jobs) is counted in the call statistics; calibration passes none.
    */
-  private run(pool: WorkerPool, opCount: number, learn: boolean): void {
+  private run(pool: WorkerPool, opCount: number, learn: boolean, kind?: CallKind, jobs = 1): void {
     const b = pool.block;
     const i = b.i32;
+    const tWake = performance.now();
     i[L.COMMAND] = L.CMD_RUN;
     i[L.OP_COUNT] = opCount;
     Atomics.store(i, L.PENDING, pool.workers);
@@ -290,7 +297,8 @@ export class ParallelExecutor implements Executor {
     } catch (e) {
       ownError = e;
     }
-    b.f64[L.ELAPSED] = performance.now() - t0;
+    const t1 = performance.now();
+    b.f64[L.ELAPSED] = t1 - t0;
     // Even when our own share failed, the workers must be done writing before anyone goes on.
     const fault = this.join(pool);
     if (fault) {
@@ -299,6 +307,7 @@ export class ParallelExecutor implements Executor {
     }
     if (ownError !== undefined) throw ownError;
     this.parallelCalls++;
+    if (kind !== undefined) this.callStats.split(kind, jobs, tWake, t0, t1, performance.now(), pool.workers + 1, b.f64, L.ELAPSED);
     if (learn) {
       for (let p = 0; p <= pool.workers; p++) this.throughput.observe(p, this.work[p]!, b.elapsed(p));
     }
@@ -384,11 +393,17 @@ export class ParallelExecutor implements Executor {
       activeThreads: active,
       parallelCalls: this.parallelCalls,
       serialCalls: this.serial.stats().serialCalls,
+      calls: this.callStats.snapshot(),
       barrierMs: this.barrierMs,
       shares,
       faults: this.faults,
       lastFault: this.lastFault,
     };
+  }
+
+  resetStats(options?: { readonly timeSerialCalls?: boolean }): void {
+    this.parallelCalls = 0;
+    this.serial.resetStats(options);
   }
 
   async ready(): Promise<void> {

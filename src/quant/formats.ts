@@ -33,6 +33,35 @@
 //
 // The IQ*, TQ* and MXFP4 types are listed so that files holding them can be read and their sizes
 // checked; pocketllm cannot compute with them and says so when a model needs one.
+//
+// Packed layouts (in wasm memory only, never in a file). At load, a weight matrix of a packed type is
+// rewritten once into the layout its kernels want (assembly/ref/repack.ts), so that one activation
+// load feeds several rows and a block's scales come in one vector load. A packed matrix is cut into
+// groups of PACK_ROWS = 8 consecutive rows (the last group padded with zero rows); group g holds, for
+// each block column b in order, one "group block" with the 8 rows' blocks b, scales first:
+//
+//   group g = rows 8g..8g+7:   [ group block b=0 ][ group block b=1 ] ... [ group block b=nb-1 ]
+//
+//   Q4_0x8 group block, 144 bytes (= 8 Q4_0 blocks):
+//     byte 0       16                 32                 48                       128            144
+//          [d0..d7][k=0: rows 0-3     ][k=0: rows 4-7     ][k=1: rows 0-3] ... [k=3: rows 4-7]
+//     d_r: f16 scale of row r's block. Then eight 16-byte vectors, quad k = 0..3 by row half: vector
+//     (k, half h) holds rows 4h..4h+3, four bytes each: that row's Q4_0 quant bytes qs[4k..4k+3]
+//     (byte j: weight j low nibble, weight j+16 high nibble, as in the file):
+//          | r0 qs[4k..4k+3] | r1 qs[4k..4k+3] | r2 qs[4k..4k+3] | r3 qs[4k..4k+3] |
+//     One AND (or a shift) of a vector and one dot with x[4k..4k+3] (or x[16+4k..]) repeated four
+//     times gives four rows' partial sums in four lanes, so a block sum needs no horizontal reduction.
+//     Nibbles stay unsigned 0..15 and the zero point 8 is applied through the activations' sums
+//     (sum (q-8) x = sum q x - 8 sum x), which keeps the relaxed dot's 7-bit operand in range.
+//   Q8_0x8 group block, 272 bytes (= 8 Q8_0 blocks):
+//          [d0 .. d7][qs row 0 (32 B)] ... [qs row 7 (32 B)]
+//     each row's 32 signed quants in two halves of 16, each half evens first:
+//          w0 w2 w4 .. w14 w1 w3 .. w15 | w16 w18 .. w30 w17 .. w31
+//     so sign-extending the low and high 8 bytes gives the even and odd weights as i16x8: the operands
+//     of the exact x86 quad grouping (lane i = weights 4i..4i+3) with two i16 dot products.
+//
+// Every other type keeps its file layout in memory. PACKED_LAYOUT_VERSION changes with any of the
+// above (a packed-weight cache keys on it).
 
 /** GGML tensor type ids, as stored in GGUF tensor infos. */
 export enum GGMLType {
@@ -127,6 +156,38 @@ export const TYPE_TRAITS: ReadonlyMap<number, TypeTraits> = new Map<number, Type
     traits(GGMLType.MXFP4, 32, 17, false),
   ].map((t) => [t.type, t]),
 );
+
+/** Bumped whenever a packed layout changes; mirrored by assembly/formats.ts. */
+export const PACKED_LAYOUT_VERSION = 1;
+/** Rows interleaved per group of a packed layout. */
+export const PACK_ROWS = 8;
+
+export interface PackedLayout {
+  readonly type: GGMLType;
+  /** e.g. "Q4_0x8". */
+  readonly name: string;
+  /** Rows per group. */
+  readonly rows: number;
+  /** Bytes of one group block (PACK_ROWS blocks, one per row, of one block column). */
+  readonly groupBlockBytes: number;
+}
+
+/** The weight types kept packed in memory, and their layouts (described above). */
+export const PACKED_LAYOUTS: ReadonlyMap<GGMLType, PackedLayout> = new Map(
+  [
+    { type: GGMLType.Q4_0, name: 'Q4_0x8', rows: PACK_ROWS, groupBlockBytes: 144 },
+    { type: GGMLType.Q8_0, name: 'Q8_0x8', rows: PACK_ROWS, groupBlockBytes: 272 },
+  ].map((l) => [l.type, l]),
+);
+
+/** Bytes of a rows x cols matrix of `type` in its packed layout (whole groups), or undefined when not packed. */
+export function packedMatrixBytes(type: GGMLType, rows: number, cols: number): number | undefined {
+  const l = PACKED_LAYOUTS.get(type);
+  if (!l) return undefined;
+  const t = TYPE_TRAITS.get(type)!;
+  if (cols % t.blockSize !== 0) throw new Error(`row of ${cols} weights is not a multiple of ${t.name}'s block of ${t.blockSize}`);
+  return Math.ceil(rows / l.rows) * (cols / t.blockSize) * l.groupBlockBytes;
+}
 
 /** Traits of a type id, or undefined when the id is not a GGML type pocketllm knows. */
 export function typeTraits(type: number): TypeTraits | undefined {

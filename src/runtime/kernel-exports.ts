@@ -15,8 +15,19 @@ export interface KernelExports {
   kernelVariant(): number;
   heapBase(): number;
   selfTestDotI8(a: number, b: number, n: number): number;
+  /** a * b + c of f32 values rounded once, as this build's matmul block steps compute it (tests). */
+  fmaProbe(a: number, b: number, c: number): number;
   blockSize(type: number): number;
   blockBytes(type: number): number;
+  /** Rows per group of a type's packed layout (0: the type stays in file layout). */
+  packedRows(type: number): number;
+  /** Bytes of one group block of a type's packed layout (0: not packed). */
+  packedGroupBytes(type: number): number;
+  packedLayoutVersion(): number;
+  /** Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, or -1. */
+  repackRows(type: number, src: number, dst: number, rows: number, cols: number): number;
+  /** dst f32[cols] = row `row` of a packed matrix of `type`; 0, or -1 for a type that is not packed. */
+  dequantizePackedRow(type: number, w: number, cols: number, row: number, dst: number): number;
 
   /** dst f32[n] from one row of `type`; 0, or -1 for an unknown type. */
   dequantizeRow(type: number, src: number, dst: number, n: number): number;
@@ -62,4 +73,16 @@ export interface KernelExports {
   addBias(x: number, bias: number, cols: number, nTok: number): void;
   /** x *= s. */
   scaleRows(x: number, s: number, n: number): void;
+
+  /** nTok rows of cols f32 at src to f16 KV-cache rows at dst (row layouts: assembly/ref/kv.ts). */
+  kvStoreF16(src: number, dst: number, cols: number, nTok: number): void;
+  /** nTok rows of nKVHeads*headDim f32 at src to int8 KV-cache rows (a scale per head, then values). */
+  kvStoreInt8(src: number, dst: number, nKVHeads: number, headDim: number, nTok: number): void;
+  /** attention() over an f16 KV cache (same arguments). */
+  attentionKvF16: AttentionKernel;
+  /** attention() over an int8 KV cache (same arguments). */
+  attentionKvInt8: AttentionKernel;
 }
+
+/** The signature shared by attention and its reduced-precision-cache variants. */
+export type AttentionKernel = (q: number, k: number, v: number, out: number, nTok: number, nHeads: number, nKVHeads: number, headDim: number, kvStride: number, pos0: number, scale: number, scratch: number, headStart: number, headEnd: number) => void;

@@ -1,7 +1,11 @@
 // The one dispatch table from a weight type to its kernels: the activation format its dot product
-// takes (llama.cpp's vec_dot_type), the export that converts f32 activations to that format, and the
-// matmul export. The model graph looks kernels up here and nowhere else.
-import { GGMLType, TYPE_TRAITS } from '../quant/formats.js';
+// takes (llama.cpp's vec_dot_type), the export that converts f32 activations to that format, the
+// matmul export, and the memory layout that matmul reads (packed at load, or the file's). The
+// capability axis (scalar / simd / relaxed) is resolved by which kernel build is loaded
+// (runtime/kernels.ts): every build exports the same names with the same layouts and results. The
+// model graph looks kernels up here and nowhere else.
+import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS, packedMatrixBytes, rowBytes } from '../quant/formats.js';
+import type { PackedLayout } from '../quant/formats.js';
 import type { KernelExports, MatmulKernel, RowConverter } from './kernel-exports.js';
 
 type ConverterName = 'quantizeRowsQ8_0' | 'quantizeRowsQ8_1' | 'quantizeRowsQ8_K' | 'convertRowsF16' | 'convertRowsBF16';
@@ -16,6 +20,20 @@ export interface MatmulEntry {
   /** Export converting f32 rows to activationType; null for F32. */
   readonly converterName: ConverterName | null;
   readonly matmulName: MatmulName;
+  /** The packed layout the matmul reads (weights repacked at load), or null: the file layout. */
+  readonly layout: PackedLayout | null;
+  /**
+   * Row ranges handed to the matmul should start (and, but at the last row, end) on multiples of
+   * this: the rows of one packed group are computed together. Other ranges are correct, only slower.
+   */
+  readonly rowAlign: number;
+  /** Bytes the weights of a rows x cols matrix take in memory in the layout the matmul reads. */
+  matrixBytes(rows: number, cols: number): number;
+  /**
+   * Writes a rows x cols matrix from file layout at src into the packed layout at dst (matrixBytes);
+   * src and dst must not overlap. Throws for a type whose matmul reads the file layout.
+   */
+  repack(k: KernelExports, src: number, dst: number, rows: number, cols: number): void;
   /** The converter bound to an instance's exports (throws for F32, which needs none). */
   convert(k: KernelExports): RowConverter;
   /** The matmul bound to an instance's exports. */
@@ -23,11 +41,21 @@ export interface MatmulEntry {
 }
 
 function entry(type: GGMLType, activationType: GGMLType, converterName: ConverterName | null, matmulName: MatmulName): MatmulEntry {
+  const layout = PACKED_LAYOUTS.get(type) ?? null;
   return {
     type,
     activationType,
     converterName,
     matmulName,
+    layout,
+    rowAlign: layout ? layout.rows : 1,
+    matrixBytes: (rows: number, cols: number): number => (layout ? packedMatrixBytes(type, rows, cols)! : rows * rowBytes(type, cols)),
+    repack(k: KernelExports, src: number, dst: number, rows: number, cols: number): void {
+      if (!layout) throw new Error(`${GGMLType[type]} weights are multiplied in their file layout; there is nothing to repack`);
+      if (k.repackRows(type, src, dst, rows, cols) !== 0) {
+        throw new Error(`cannot repack a ${rows}x${cols} ${GGMLType[type]} matrix into ${layout.name}`);
+      }
+    },
     convert(k: KernelExports): RowConverter {
       if (!converterName) throw new Error(`${GGMLType[type]} weights take f32 activation rows as they are; there is no converter`);
       return k[converterName];

@@ -1,7 +1,8 @@
 // Kernel variant selection: loads the scalar, SIMD128 and relaxed-SIMD builds of the kernel module,
 // keeps the best one that both validates and passes a known-answer self-test on this engine (Node 20's
-// flagged relaxed dot, for one, validates but returns wrong sums), and instantiates it on the shared
-// memory. POCKETLLM_KERNELS=scalar|simd|relaxed forces a variant.
+// flagged relaxed dot, for one, validates but returns wrong sums; the relaxed build also needs
+// f32x4.relaxed_madd to be fused, as the probe checks), and instantiates it on the shared memory.
+// POCKETLLM_KERNELS=scalar|simd|relaxed forces a variant.
 import type { KernelExports } from './kernel-exports.js';
 
 export type KernelVariant = 'scalar' | 'simd' | 'relaxed';
@@ -48,7 +49,8 @@ export function instantiateKernels(module: WebAssembly.Module, memory: WebAssemb
 
 /**
  * Runs the known-answer probe: a dot product of signed bytes with 7-bit bytes, whose result the
- * relaxed instruction must give exactly. Uses 64 bytes just above the module's static data.
+ * relaxed instruction must give exactly (the relaxed build also spoils the sum when its multiply-add
+ * is not fused). Uses 64 bytes just above the module's static data.
  */
 export function kernelSelfTest(k: KernelExports, memory: WebAssembly.Memory): boolean {
   const base = (k.heapBase() + 15) & ~15;

@@ -1,5 +1,6 @@
 // Storage over a file on disk in Node (also works in Bun and Deno's node:fs): positioned reads through
 // a file handle, so files larger than 2 GiB are never read whole.
+import { readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Storage } from './storage.js';
 import { StorageError } from './storage.js';
@@ -33,6 +34,16 @@ export async function openFileStorage(path: string): Promise<Storage> {
       while (done < into.length) {
         const want = Math.min(into.length - done, MAX_READ_CHUNK);
         const { bytesRead } = await fh.read(into, done, want, offset + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return done;
+    },
+    readSync(offset: number, into: Uint8Array): number {
+      let done = 0;
+      while (done < into.length) {
+        const want = Math.min(into.length - done, MAX_READ_CHUNK);
+        const bytesRead = readSync(fh.fd, into, done, want, offset + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }

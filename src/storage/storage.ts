@@ -12,6 +12,11 @@ export interface Storage {
    * which is smaller only when the end of the storage is reached.
    */
   read(offset: number, into: Uint8Array): Promise<number>;
+  /**
+   * The synchronous twin of read(), where the platform has one (Node files, memory). Lets a model
+   * whose embeddings or layers stay on storage still run its synchronous evaluate().
+   */
+  readSync?(offset: number, into: Uint8Array): number;
   /** Releases the underlying handle. Further reads fail. */
   close(): Promise<void>;
 }

@@ -1,0 +1,420 @@
+// SIMD128 / relaxed-SIMD matrix multiplies over the packed Q4_0x8 and Q8_0x8 layouts (formats.ts), same
+// signature and same bits as their scalar twin (ref/matmul.ts, packedMatmul): out[t*rows + r] =
+// dot(W row r, x row t) with Q8_0 activations, rows [rowStart, rowEnd) (any range; ranges on
+// multiples of PACK_ROWS avoid computing a group twice).
+//
+// A group of 8 rows shares every activation load. Integer sums are exact in any grouping, so packing
+// changes nothing numerically; the float steps per output are llama.cpp's x86 ones (see
+// simd/matmul.ts, "x86 order"):
+//   one lane  (Q4_0 with rows % 8 == 0, llama.cpp's repacked q4_0_8x8): acc = fma(f32(isum), dw*dx, acc)
+//             per block; here for 8 outputs at once: relaxed, four per f32x4.relaxed_madd (fused:
+//             the start-up self-test checks it); SIMD128, two per f64x2 with the exact f64 emulation
+//             of lanes.ts (f64 sums, a halfway check over each step's pairs, fmaSlowPair when it
+//             fires), which gives the same bits.
+//   8 lanes   (Q8_0, and Q4_0 with rows % 8 != 0: ggml_vec_dot_q*_0_q8_0): lane i of an output takes
+//             the integer sum over weights 4i..4i+3 of each block, one fma per block, then hsum_float_8.
+//
+// Q4_0 quants are used unsigned (0..15) and the zero point returns through the activation sums:
+// sum_j (q_j - 8) x_j = sum_j q_j x_j - 8 * sum_j x_j. That keeps the relaxed dot's second operand in
+// 0..127, where every engine computes it exactly. Q8_0 weights are signed, so they always take the
+// widening i16 dot; their packed halves are stored evens first, so extend_low/high give the even and
+// odd weights that x86's quad grouping needs without shuffles.
+//
+// Prefill (nTok > 1) on a whole one-lane group keeps its accumulators in `out` itself (an f32 is all
+// the one-lane accumulator ever holds between blocks): blocks outer, tokens inner, so the group's
+// weights are read from memory once for every token. Decode and partial groups keep them in registers.
+// Q8_0 takes two rows at a time and runs every token over them while their weights sit in cache.
+import { BYTES_Q8_0, PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP } from '../formats';
+import { loadF16 } from '../half';
+import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsumX86, joinF32, mulLanes, roundToF32 } from './lanes';
+
+// ---- shared pieces ----
+
+/** [sum p0, sum p1, sum p2, sum p3]: four rows' partial i32x4 sums to one lane each (exact). */
+// @ts-ignore: decorator
+@inline function reduce4(p0: v128, p1: v128, p2: v128, p3: v128): v128 {
+  const a = i32x4.add(i32x4.shuffle(p0, p1, 0, 1, 4, 5), i32x4.shuffle(p0, p1, 2, 3, 6, 7));
+  const b = i32x4.add(i32x4.shuffle(p2, p3, 0, 1, 4, 5), i32x4.shuffle(p2, p3, 2, 3, 6, 7));
+  return i32x4.add(i32x4.shuffle(a, b, 0, 2, 4, 6), i32x4.shuffle(a, b, 1, 3, 5, 7));
+}
+
+/** Scales of rows 0..3 (`high` false) or 4..7 of a group block, f16 to f32. */
+// @ts-ignore: decorator
+@inline function groupScales(gb: usize, high: bool): v128 {
+  const h = v128.load(gb);
+  return halfLanesToF32(high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h));
+}
+
+/**
+ * Two one-lane steps: acc (outputs 2k, 2k+1 as f64x2 holding f32 values) = f32(isum * d + acc), isum
+ * from lanes 0-1 (`high` false) or 2-3 of `s`, d from the same lanes of the f32x4 `d4`.
+ */
+// @ts-ignore: decorator
+@inline function fmaPair(acc: v128, s: v128, d4: v128, high: bool): v128 {
+  return fmaRound(pairProducts(s, d4, high), acc);
+}
+
+/** isum * d in f64 for two outputs (lanes 0-1 of s and d4, or 2-3 when `high`): exact. */
+// @ts-ignore: decorator
+@inline function pairProducts(s: v128, d4: v128, high: bool): v128 {
+  const ss = high ? i32x4.shuffle(s, s, 2, 3, 2, 3) : s;
+  const dd = high ? i32x4.shuffle(d4, d4, 2, 3, 2, 3) : d4;
+  return f64x2.mul(f64x2.convert_low_i32x4_s(ss), f64x2.promote_low_f32x4(dd));
+}
+
+/** Four one-lane outputs whose accumulators are the f32x4 at p (0 when `first`), updated in place. */
+// @ts-ignore: decorator
+@inline function fmaStore4(p: usize, s: v128, d4: v128, first: bool): void {
+  const acc = first ? f32x4.splat(0) : v128.load(p);
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    v128.store(p, fmaF32x4(acc, s, d4));
+    return;
+  }
+  const lo = fmaPair(f64x2.promote_low_f32x4(acc), s, d4, false);
+  const hi = fmaPair(f64x2.promote_low_f32x4(i32x4.shuffle(acc, acc, 2, 3, 2, 3)), s, d4, true);
+  v128.store(p, joinF32(lo, hi));
+}
+
+/** Stores eight outputs (rows r0..r0+7 of one token) where they fall inside [rowStart, rowEnd). */
+// @ts-ignore: decorator
+@inline function storeGroup(o: usize, r0: i32, rowStart: i32, rowEnd: i32, lo: v128, hi: v128): void {
+  if (r0 >= rowStart && r0 + 8 <= rowEnd) {
+    v128.store(o + (<usize>r0 << 2), lo);
+    v128.store(o + (<usize>r0 << 2) + 16, hi);
+    return;
+  }
+  for (let i = 0; i < 8; i++) {
+    const r = r0 + i;
+    if (r < rowStart || r >= rowEnd) continue;
+    const v = i < 4 ? lo : hi;
+    const lane = i & 3;
+    const f = lane == 0 ? f32x4.extract_lane(v, 0) : lane == 1 ? f32x4.extract_lane(v, 1) : lane == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
+    store<f32>(o + (<usize>r << 2), f);
+  }
+}
+
+// ===================== Q4_0x8 =====================
+// The quants of a group block come as 8 vectors v(k, h) (k = quad 0..3, h = row half): rows 4h..4h+3,
+// four quant bytes 4k..4k+3 each. One dot of v(k, h)'s low nibbles with x[4k..4k+3] repeated four times
+// gives the four rows' sums over weights 4k..4k+3 in their own lanes (high nibbles: weights 16+4k..),
+// so a row's block sum builds up in its lane with no horizontal reduction.
+
+/** x[4k..4k+3] of an activation block (quants at xq), repeated in every i32 lane. */
+// @ts-ignore: decorator
+@inline function xQuad(xq: usize, k: i32): v128 {
+  return v128.load32_splat(xq + (<usize>k << 2));
+}
+
+// @ts-ignore: decorator
+@inline function evenI16(v: v128): v128 {
+  return i16x8.shr_s(i16x8.shl(v, 8), 8);
+}
+// @ts-ignore: decorator
+@inline function oddI16(v: v128): v128 {
+  return i16x8.shr_s(v, 8);
+}
+
+/** i32 lane k (a constant after inlining) of v in every lane. */
+// @ts-ignore: decorator
+@inline function splatLane(v: v128, k: i32): v128 {
+  if (k == 0) return i32x4.shuffle(v, v, 0, 0, 0, 0);
+  if (k == 1) return i32x4.shuffle(v, v, 1, 1, 1, 1);
+  if (k == 2) return i32x4.shuffle(v, v, 2, 2, 2, 2);
+  return i32x4.shuffle(v, v, 3, 3, 3, 3);
+}
+
+/**
+ * acc + the lane sums of four rows' four unsigned nibbles (bytes of `nib`, lane = row) against x
+ * quad k (relaxed: xq's bytes; SIMD128: the i16 even/odd pairs, taken from ev/od lane k).
+ */
+// @ts-ignore: decorator
+@inline function quadDot(acc: v128, nib: v128, xq: usize, k: i32, ev: v128, od: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, k), nib, acc);
+  const xe = splatLane(ev, k), xo = splatLane(od, k);
+  const e = v128.and(nib, i16x8.splat(0x00ff)), o = i16x8.shr_u(nib, 8);
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(e, xe), i32x4.dot_i16x8_s(o, xo)));
+}
+
+/** -8 * sum of an activation block's 32 quants, in every lane (the Q4_0 zero point). */
+// @ts-ignore: decorator
+@inline function zeroPoint(xq: usize): v128 {
+  const xl = v128.load(xq), xh = v128.load(xq + 16);
+  let s: v128;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    s = i32x4.relaxed_dot_i8x16_i7x16_add_s(xl, i8x16.splat(1), i32x4.relaxed_dot_i8x16_i7x16_add_s(xh, i8x16.splat(1), i32x4.splat(0)));
+  } else {
+    s = i32x4.extadd_pairwise_i16x8_s(i16x8.add(i16x8.extadd_pairwise_i8x16_s(xl), i16x8.extadd_pairwise_i8x16_s(xh)));
+  }
+  s = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+  s = i32x4.add(s, i32x4.shuffle(s, s, 1, 0, 3, 2));
+  return i32x4.mul(s, i32x4.splat(-8));
+}
+
+/** Block integer sums of rows 4h..4h+3 (quants of half h at q = group block + 16 + 16h), plus z. */
+// @ts-ignore: decorator
+@inline function q4HalfSums(q: usize, z: v128, xq: usize, evL: v128, odL: v128, evH: v128, odH: v128): v128 {
+  const m = i8x16.splat(15);
+  const v0 = v128.load(q), v1 = v128.load(q + 32), v2 = v128.load(q + 64), v3 = v128.load(q + 96);
+  // two chains (low and high nibbles) to halve the dependent dot latency
+  let a = quadDot(z, v128.and(v0, m), xq, 0, evL, odL);
+  let b = quadDot(i32x4.splat(0), i8x16.shr_u(v0, 4), xq + 16, 0, evH, odH);
+  a = quadDot(a, v128.and(v1, m), xq, 1, evL, odL);
+  b = quadDot(b, i8x16.shr_u(v1, 4), xq + 16, 1, evH, odH);
+  a = quadDot(a, v128.and(v2, m), xq, 2, evL, odL);
+  b = quadDot(b, i8x16.shr_u(v2, 4), xq + 16, 2, evH, odH);
+  a = quadDot(a, v128.and(v3, m), xq, 3, evL, odL);
+  b = quadDot(b, i8x16.shr_u(v3, 4), xq + 16, 3, evH, odH);
+  return i32x4.add(a, b);
+}
+
+/** One token, one whole group, one lane per output: the eight results stored at o where in range. */
+// @ts-ignore: decorator
+@inline function q4GroupOneLane(wg: usize, xt: usize, nb: i32, o: usize, r0: i32, rowStart: i32, rowEnd: i32): void {
+  // relaxed: rows 0-3 in a0, 4-7 in a1 (f32x4); otherwise two rows per f64x2, a0..a3
+  const zero = f64x2.splat(0);
+  let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q4_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const xq = xb + 2;
+    let evL = i32x4.splat(0), odL = evL, evH = evL, odH = evL;
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      const xl = v128.load(xq), xh = v128.load(xq + 16);
+      evL = evenI16(xl); odL = oddI16(xl); evH = evenI16(xh); odH = oddI16(xh);
+    }
+    const z = zeroPoint(xq);
+    const s0 = q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH);
+    const s1 = q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH);
+    const dx = f32x4.splat(loadF16(xb));
+    const d0 = f32x4.mul(groupScales(gb, false), dx), d1 = f32x4.mul(groupScales(gb, true), dx);
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      a0 = fmaF32x4(a0, s0, d0);
+      a1 = fmaF32x4(a1, s1, d1);
+      continue;
+    }
+    // eight outputs' fused multiply-adds: f64 sums, checked together for halfway cases
+    const p0 = pairProducts(s0, d0, false), p1 = pairProducts(s0, d0, true);
+    const p2 = pairProducts(s1, d1, false), p3 = pairProducts(s1, d1, true);
+    const t0 = f64x2.add(p0, a0), t1 = f64x2.add(p1, a1), t2 = f64x2.add(p2, a2), t3 = f64x2.add(p3, a3);
+    if (v128.any_true(v128.or(v128.or(f32Halfway(t0), f32Halfway(t1)), v128.or(f32Halfway(t2), f32Halfway(t3))))) {
+      a0 = fmaSlowPair(p0, a0, t0); a1 = fmaSlowPair(p1, a1, t1); a2 = fmaSlowPair(p2, a2, t2); a3 = fmaSlowPair(p3, a3, t3);
+    } else {
+      a0 = roundToF32(t0); a1 = roundToF32(t1); a2 = roundToF32(t2); a3 = roundToF32(t3);
+    }
+  }
+  if (ASC_FEATURE_RELAXED_SIMD) storeGroup(o, r0, rowStart, rowEnd, a0, a1);
+  else storeGroup(o, r0, rowStart, rowEnd, joinF32(a0, a1), joinF32(a2, a3));
+}
+
+/** All nTok tokens, one whole group, one lane per output, accumulating in out (see the header). */
+// @ts-ignore: decorator
+@inline function q4GroupOneLaneTiled(wg: usize, x: usize, xRow: usize, nb: i32, out: usize, rows: i32, r0: i32, nTok: i32): void {
+  const rowBytes = <usize>rows << 2;
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q4_0_GROUP;
+    const dw0 = groupScales(gb, false), dw1 = groupScales(gb, true);
+    const first = b == 0;
+    let xb = x + <usize>b * BYTES_Q8_0;
+    let o = out + (<usize>r0 << 2);
+    for (let t = 0; t < nTok; t++) {
+      const xq = xb + 2;
+      let evL = i32x4.splat(0), odL = evL, evH = evL, odH = evL;
+      if (!ASC_FEATURE_RELAXED_SIMD) {
+        const xl = v128.load(xq), xh = v128.load(xq + 16);
+        evL = evenI16(xl); odL = oddI16(xl); evH = evenI16(xh); odH = oddI16(xh);
+      }
+      const z = zeroPoint(xq);
+      const s0 = q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH);
+      const s1 = q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH);
+      const dx = f32x4.splat(loadF16(xb));
+      fmaStore4(o, s0, f32x4.mul(dw0, dx), first);
+      fmaStore4(o + 16, s1, f32x4.mul(dw1, dx), first);
+      xb += xRow;
+      o += rowBytes;
+    }
+  }
+}
+
+/**
+ * Q4_0 with rows % 8 != 0 (eight lanes per output), rows 4h..4h+3 of a group against one token: lane
+ * k of each output is quad k (k < 4: weights 4k..4k+3, else 16 + 4(k-4)..), whose sums for the four
+ * rows come out of one dot; sixteen f64x2 accumulators (quad k, rows 0-1 / 2-3). Rare (no common
+ * vocabulary is odd), so written for clarity.
+ */
+// @ts-ignore: decorator
+@inline function q4HalfEightLanes(wg: usize, h: i32, xt: usize, nb: i32, o: usize, r0: i32, rowStart: i32, rowEnd: i32): void {
+  const zero = f64x2.splat(0);
+  let p0 = zero, p1 = zero, p2 = zero, p3 = zero, p4 = zero, p5 = zero, p6 = zero, p7 = zero;
+  let q0 = zero, q1 = zero, q2 = zero, q3 = zero, q4 = zero, q5 = zero, q6 = zero, q7 = zero;
+  const m = i8x16.splat(15);
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q4_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const xq = xb + 2;
+    const xl = v128.load(xq), xh = v128.load(xq + 16);
+    let evL = i32x4.splat(0), odL = evL, evH = evL, odH = evL;
+    if (!ASC_FEATURE_RELAXED_SIMD) {
+      evL = evenI16(xl); odL = oddI16(xl); evH = evenI16(xh); odH = oddI16(xh);
+    }
+    // -8 * each quad of x, in every lane: the zero point of quad k
+    const zl = i32x4.mul(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(xl)), i32x4.splat(-8));
+    const zh = i32x4.mul(i32x4.extadd_pairwise_i16x8_s(i16x8.extadd_pairwise_i8x16_s(xh)), i32x4.splat(-8));
+    const d4 = f32x4.mul(groupScales(gb, h == 1), f32x4.splat(loadF16(xb)));
+    const q = gb + 16 + (<usize>h << 4);
+    const v0 = v128.load(q), v1 = v128.load(q + 32), v2 = v128.load(q + 64), v3 = v128.load(q + 96);
+    // relaxed: quad k's four rows in p_k (f32x4); otherwise rows 0-1 in p_k, 2-3 in q_k (f64x2)
+    let s = quadDot(i32x4.shuffle(zl, zl, 0, 0, 0, 0), v128.and(v0, m), xq, 0, evL, odL);
+    if (ASC_FEATURE_RELAXED_SIMD) p0 = fmaF32x4(p0, s, d4);
+    else { p0 = fmaPair(p0, s, d4, false); q0 = fmaPair(q0, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zl, zl, 1, 1, 1, 1), v128.and(v1, m), xq, 1, evL, odL);
+    if (ASC_FEATURE_RELAXED_SIMD) p1 = fmaF32x4(p1, s, d4);
+    else { p1 = fmaPair(p1, s, d4, false); q1 = fmaPair(q1, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zl, zl, 2, 2, 2, 2), v128.and(v2, m), xq, 2, evL, odL);
+    if (ASC_FEATURE_RELAXED_SIMD) p2 = fmaF32x4(p2, s, d4);
+    else { p2 = fmaPair(p2, s, d4, false); q2 = fmaPair(q2, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zl, zl, 3, 3, 3, 3), v128.and(v3, m), xq, 3, evL, odL);
+    if (ASC_FEATURE_RELAXED_SIMD) p3 = fmaF32x4(p3, s, d4);
+    else { p3 = fmaPair(p3, s, d4, false); q3 = fmaPair(q3, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zh, zh, 0, 0, 0, 0), i8x16.shr_u(v0, 4), xq + 16, 0, evH, odH);
+    if (ASC_FEATURE_RELAXED_SIMD) p4 = fmaF32x4(p4, s, d4);
+    else { p4 = fmaPair(p4, s, d4, false); q4 = fmaPair(q4, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zh, zh, 1, 1, 1, 1), i8x16.shr_u(v1, 4), xq + 16, 1, evH, odH);
+    if (ASC_FEATURE_RELAXED_SIMD) p5 = fmaF32x4(p5, s, d4);
+    else { p5 = fmaPair(p5, s, d4, false); q5 = fmaPair(q5, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zh, zh, 2, 2, 2, 2), i8x16.shr_u(v2, 4), xq + 16, 2, evH, odH);
+    if (ASC_FEATURE_RELAXED_SIMD) p6 = fmaF32x4(p6, s, d4);
+    else { p6 = fmaPair(p6, s, d4, false); q6 = fmaPair(q6, s, d4, true); }
+    s = quadDot(i32x4.shuffle(zh, zh, 3, 3, 3, 3), i8x16.shr_u(v3, 4), xq + 16, 3, evH, odH);
+    if (ASC_FEATURE_RELAXED_SIMD) p7 = fmaF32x4(p7, s, d4);
+    else { p7 = fmaPair(p7, s, d4, false); q7 = fmaPair(q7, s, d4, true); }
+  }
+  const base = r0 + (h << 2);
+  for (let i = 0; i < 4; i++) {
+    const r = base + i;
+    if (r < rowStart || r >= rowEnd) continue;
+    // hsum_float_8 of this output's lanes (all f32 values): (l_k + l_k+4) for k < 4, then (0+2)+(1+3)
+    let e0: f32, e1: f32, e2: f32, e3: f32;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      e0 = lane4(p0, i) + lane4(p4, i); e1 = lane4(p1, i) + lane4(p5, i);
+      e2 = lane4(p2, i) + lane4(p6, i); e3 = lane4(p3, i) + lane4(p7, i);
+    } else {
+      const hi = i >= 2, l = i & 1;
+      e0 = <f32>lane2(hi ? q0 : p0, l) + <f32>lane2(hi ? q4 : p4, l);
+      e1 = <f32>lane2(hi ? q1 : p1, l) + <f32>lane2(hi ? q5 : p5, l);
+      e2 = <f32>lane2(hi ? q2 : p2, l) + <f32>lane2(hi ? q6 : p6, l);
+      e3 = <f32>lane2(hi ? q3 : p3, l) + <f32>lane2(hi ? q7 : p7, l);
+    }
+    store<f32>(o + (<usize>r << 2), (e0 + e2) + (e1 + e3));
+  }
+}
+
+// @ts-ignore: decorator
+@inline function lane2(v: v128, l: i32): f64 {
+  return l == 0 ? f64x2.extract_lane(v, 0) : f64x2.extract_lane(v, 1);
+}
+
+// @ts-ignore: decorator
+@inline function lane4(v: v128, l: i32): f32 {
+  return l == 0 ? f32x4.extract_lane(v, 0) : l == 1 ? f32x4.extract_lane(v, 1) : l == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
+}
+
+// ===================== Q8_0x8: 8 lanes per output =====================
+
+/** Quad sums (lane i: weights 4i..4i+3) of 16 signed weights, stored evens first, against x's even/odd i16x8. */
+// @ts-ignore: decorator
+@inline function quads16(q: usize, xe: v128, xo: v128): v128 {
+  const v = v128.load(q);
+  return i32x4.add(i32x4.dot_i16x8_s(xe, i16x8.extend_low_i8x16_s(v)), i32x4.dot_i16x8_s(xo, i16x8.extend_high_i8x16_s(v)));
+}
+
+/**
+ * Two rows (lanes `lane`, `lane`+1 of a group) against one token, eight lanes each (four f64x2: lanes
+ * 0-1, 2-3, 4-5, 6-7); results stored for the rows inside [rowStart, rowEnd).
+ */
+// @ts-ignore: decorator
+@inline function q8PairEightLanes(wg: usize, lane: i32, xt: usize, nb: i32, o: usize, r: i32, rowStart: i32, rowEnd: i32): void {
+  const zero = f64x2.splat(0);
+  let a0 = zero, b0 = zero, c0 = zero, e0 = zero, a1 = zero, b1 = zero, c1 = zero, e1 = zero;
+  const qOff: usize = 16 + (<usize>lane << 5);
+  const dOff: usize = <usize>lane << 1;
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q8_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const xl = v128.load(xb + 2), xh = v128.load(xb + 18);
+    const xel = evenI16(xl), xol = oddI16(xl), xeh = evenI16(xh), xoh = oddI16(xh);
+    const dx = loadF16(xb);
+    const q = gb + qOff;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // lanes 0-3 and 4-7 of each row as f32x4: a (row 0), c (row 1)
+      const d0 = f32x4.splat(loadF16(gb + dOff) * dx), d1 = f32x4.splat(loadF16(gb + dOff + 2) * dx);
+      a0 = fmaF32x4(a0, quads16(q, xel, xol), d0);
+      c0 = fmaF32x4(c0, quads16(q + 16, xeh, xoh), d0);
+      a1 = fmaF32x4(a1, quads16(q + 32, xel, xol), d1);
+      c1 = fmaF32x4(c1, quads16(q + 48, xeh, xoh), d1);
+      continue;
+    }
+    // one output's eight fused multiply-adds: f64 sums, checked together for halfway cases
+    let d = f64x2.splat(<f64>(loadF16(gb + dOff) * dx));
+    let lo = quads16(q, xel, xol), hi = quads16(q + 16, xeh, xoh);
+    let pa = mulLanes(lo, false, d), pb = mulLanes(lo, true, d), pc = mulLanes(hi, false, d), pe = mulLanes(hi, true, d);
+    let sa = f64x2.add(pa, a0), sb = f64x2.add(pb, b0), sc = f64x2.add(pc, c0), se = f64x2.add(pe, e0);
+    if (v128.any_true(v128.or(v128.or(f32Halfway(sa), f32Halfway(sb)), v128.or(f32Halfway(sc), f32Halfway(se))))) {
+      a0 = fmaSlowPair(pa, a0, sa); b0 = fmaSlowPair(pb, b0, sb); c0 = fmaSlowPair(pc, c0, sc); e0 = fmaSlowPair(pe, e0, se);
+    } else {
+      a0 = roundToF32(sa); b0 = roundToF32(sb); c0 = roundToF32(sc); e0 = roundToF32(se);
+    }
+    d = f64x2.splat(<f64>(loadF16(gb + dOff + 2) * dx));
+    lo = quads16(q + 32, xel, xol); hi = quads16(q + 48, xeh, xoh);
+    pa = mulLanes(lo, false, d); pb = mulLanes(lo, true, d); pc = mulLanes(hi, false, d); pe = mulLanes(hi, true, d);
+    sa = f64x2.add(pa, a1); sb = f64x2.add(pb, b1); sc = f64x2.add(pc, c1); se = f64x2.add(pe, e1);
+    if (v128.any_true(v128.or(v128.or(f32Halfway(sa), f32Halfway(sb)), v128.or(f32Halfway(sc), f32Halfway(se))))) {
+      a1 = fmaSlowPair(pa, a1, sa); b1 = fmaSlowPair(pb, b1, sb); c1 = fmaSlowPair(pc, c1, sc); e1 = fmaSlowPair(pe, e1, se);
+    } else {
+      a1 = roundToF32(sa); b1 = roundToF32(sb); c1 = roundToF32(sc); e1 = roundToF32(se);
+    }
+  }
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    if (r >= rowStart && r < rowEnd) store<f32>(o + (<usize>r << 2), hsumX86(f32x4.add(a0, c0)));
+    if (r + 1 >= rowStart && r + 1 < rowEnd) store<f32>(o + (<usize>(r + 1) << 2), hsumX86(f32x4.add(a1, c1)));
+    return;
+  }
+  if (r >= rowStart && r < rowEnd) store<f32>(o + (<usize>r << 2), hsum8(a0, b0, c0, e0));
+  if (r + 1 >= rowStart && r + 1 < rowEnd) store<f32>(o + (<usize>(r + 1) << 2), hsum8(a1, b1, c1, e1));
+}
+
+// ===================== entry points =====================
+
+export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const xRow = <usize>nb * BYTES_Q8_0;
+  const groupRow = <usize>nb * PACKED_Q4_0_GROUP;
+  const oneLane = rows % 8 == 0;
+  for (let r0 = rowStart & ~(PACK_ROWS - 1); r0 < rowEnd; r0 += PACK_ROWS) {
+    const wg = w + <usize>(r0 / PACK_ROWS) * groupRow;
+    if (!oneLane) {
+      for (let t = 0; t < nTok; t++) {
+        const o = out + <usize>t * rows * 4, xt = x + <usize>t * xRow;
+        q4HalfEightLanes(wg, 0, xt, nb, o, r0, rowStart, rowEnd);
+        q4HalfEightLanes(wg, 1, xt, nb, o, r0, rowStart, rowEnd);
+      }
+      continue;
+    }
+    if (nTok > 1 && r0 >= rowStart && r0 + PACK_ROWS <= rowEnd) {
+      q4GroupOneLaneTiled(wg, x, xRow, nb, out, rows, r0, nTok);
+      continue;
+    }
+    for (let t = 0; t < nTok; t++) {
+      q4GroupOneLane(wg, x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r0, rowStart, rowEnd);
+    }
+  }
+}
+
+export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
+  const nb = cols >> 5;
+  const xRow = <usize>nb * BYTES_Q8_0;
+  const groupRow = <usize>nb * PACKED_Q8_0_GROUP;
+  for (let r = rowStart & ~1; r < rowEnd; r += 2) {
+    const wg = w + <usize>(r / PACK_ROWS) * groupRow;
+    // the pair's weights stay in cache while every token passes over them
+    for (let t = 0; t < nTok; t++) {
+      q8PairEightLanes(wg, r & (PACK_ROWS - 1), x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r, rowStart, rowEnd);
+    }
+  }
+}
