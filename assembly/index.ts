@@ -8,6 +8,7 @@ import {
   refQuantizeRowsQ8_0, refQuantizeRowsQ8_1, refQuantizeRowsQ8_K, refConvertRowsF16, refConvertRowsBF16,
 } from './ref/quantize';
 import { refMatmul } from './ref/matmul';
+import { simdQuantizeRowsQ8_0, simdQuantizeRowsQ8_1 } from './simd/quantize';
 import { fmaF32 as refFmaF32 } from './ref/fma';
 import { fmaRound } from './simd/lanes';
 import {
@@ -19,6 +20,7 @@ import { simdMatmulQ4_0, simdMatmulQ8_0 } from './simd/matmul-packed';
 import { dequantizePackedRow as refDequantizePackedRow, repackRows as refRepackRows } from './ref/repack';
 import { refAddBias, refAddRows, refRmsNorm, refScaleRows, refSiluMul, refSiluMulRows } from './ref/ops';
 import { simdAddBias, simdAddRows, simdRmsNorm, simdScaleRows } from './simd/ops';
+import { simdSiluMul, simdSiluMulRows } from './simd/swiglu';
 import { rope } from './ref/rope';
 import { refAttention } from './ref/attention';
 import { simdAttention } from './simd/attention';
@@ -62,7 +64,8 @@ export function fmaProbe(a: f32, b: f32, c: f32): f32 {
   return refFmaF32(a, b, c);
 }
 
-// ---- dequantization and activation conversion (scalar in every build: O(row) work) ----
+// ---- dequantization and activation conversion (Q8_0/Q8_1 in SIMD, byte-identical to the scalar twin;
+// the others scalar in every build) ----
 
 /** dst f32[n] from one row of `type` at src; 0, or -1 for a type the kernels do not know. */
 export function dequantizeRow(type: i32, src: usize, dst: usize, n: i32): i32 {
@@ -70,10 +73,12 @@ export function dequantizeRow(type: i32, src: usize, dst: usize, n: i32): i32 {
 }
 
 export function quantizeRowsQ8_0(x: usize, dst: usize, cols: i32, nTok: i32): void {
-  refQuantizeRowsQ8_0(x, dst, cols, nTok);
+  if (ASC_FEATURE_SIMD) simdQuantizeRowsQ8_0(x, dst, cols, nTok);
+  else refQuantizeRowsQ8_0(x, dst, cols, nTok);
 }
 export function quantizeRowsQ8_1(x: usize, dst: usize, cols: i32, nTok: i32): void {
-  refQuantizeRowsQ8_1(x, dst, cols, nTok);
+  if (ASC_FEATURE_SIMD) simdQuantizeRowsQ8_1(x, dst, cols, nTok);
+  else refQuantizeRowsQ8_1(x, dst, cols, nTok);
 }
 export function quantizeRowsQ8_K(x: usize, dst: usize, cols: i32, nTok: i32): void {
   refQuantizeRowsQ8_K(x, dst, cols, nTok);
@@ -195,10 +200,11 @@ export function attention(q: usize, k: usize, v: usize, out: usize, nTok: i32, n
 
 /**
  * out = silu(gate) * up, n values, each on llama.cpp's ggml_v_expf (independent of how a range is
- * split; llama.cpp's exactly for rows that are multiples of 16). Scalar in every build.
+ * split; llama.cpp's exactly for rows that are multiples of 16). SIMD: simd/swiglu.ts, the same bits.
  */
 export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
-  refSiluMul(gate, up, out, n);
+  if (ASC_FEATURE_SIMD) simdSiluMul(gate, up, out, n);
+  else refSiluMul(gate, up, out, n);
 }
 
 /**
@@ -206,7 +212,8 @@ export function siluMul(gate: usize, up: usize, out: usize, n: i32): void {
  * library's expf on the last cols % 16 of each row). Split work only at row boundaries.
  */
 export function siluMulRows(gate: usize, up: usize, out: usize, cols: i32, nTok: i32): void {
-  refSiluMulRows(gate, up, out, cols, nTok);
+  if (ASC_FEATURE_SIMD) simdSiluMulRows(gate, up, out, cols, nTok);
+  else refSiluMulRows(gate, up, out, cols, nTok);
 }
 
 /** dst += src, n values. */

@@ -77,10 +77,21 @@ export async function runKernelBench(options: KernelBenchOptions): Promise<Kerne
     // The widest activation row is F16's 2 bytes per value.
     const actPtr = arena.alloc('io', GEMM_TOKENS * MATRIX_DIM * 2 + 64);
     const outPtr = arena.alloc('io', GEMM_TOKENS * MATRIX_DIM * 4);
+    // Weights in the layout each matmul reads: types with a packed layout are repacked as the loader
+    // does (file bytes through a scratch copy), the others stay as in the file.
     const weightPtrs = new Map<GGMLType, number>();
     for (const [type, bytes] of matrices) {
-      const ptr = arena.alloc('weights', bytes.length);
-      arena.u8(ptr, bytes.length).set(bytes);
+      const entry = matmulKernelFor(type);
+      const ptr = arena.alloc('weights', entry.matrixBytes(MATRIX_DIM, MATRIX_DIM));
+      if (entry.layout) {
+        const mark = arena.mark();
+        const src = arena.alloc('scratch', bytes.length);
+        arena.u8(src, bytes.length).set(bytes);
+        entry.repack(k, src, ptr, MATRIX_DIM, MATRIX_DIM);
+        arena.release(mark);
+      } else {
+        arena.u8(ptr, bytes.length).set(bytes);
+      }
       weightPtrs.set(type, ptr);
     }
 

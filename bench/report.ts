@@ -476,7 +476,7 @@ function multicoreLimitsSection(s: SuiteResults): string {
       if (t && t.tokensPerSecond.median < m.case.twoThreads.target[name]) misses.push(`${name} ${formatRate(t.tokensPerSecond.median)} < ${m.case.twoThreads.target[name]}`);
       if (t?.scaling != null && t.scaling < SCALING_TARGET[name]) misses.push(`${name} scaling ${t.scaling.toFixed(2)}x < ${SCALING_TARGET[name]}x`);
     }
-    const verdict = limitVerdict(th?.tg, tg, readBytes, bw2);
+    const verdict = limitVerdict(th?.tg, tg, readBytes, bw2, coreScaling(s));
     notes.push(`- **${modelLabel(m)}**${misses.length ? ` (missed: ${misses.join(', ')})` : ' (all 2-thread targets met)'}: ${facts.join('; ')}.${verdict ? ` ${verdict}` : ''}`);
   }
   if (rows.length) {
@@ -521,9 +521,22 @@ function unsplit(p: ThreadProfile): string {
   return parts.length ? ` (run alone: ${parts.join(', ')} of the time)` : '';
 }
 
+/** The lowest 2-over-1 speed-up of the in-cache read loop (how many cores the suite had), if measured. */
+function coreScaling(s: SuiteResults): number | undefined {
+  const factors = s.coreChecks.flatMap((c) => {
+    const one = c.results.find((r) => r.threads === 1);
+    const two = c.results.find((r) => r.threads === 2);
+    return one && two ? [two.gbPerSecond / one.gbPerSecond] : [];
+  });
+  return factors.length ? Math.min(...factors) : undefined;
+}
+
 /** One sentence naming the main limit of decode on 2 threads, from the measurements. */
-function limitVerdict(p: ThreadProfile | undefined, tg: TestResult | undefined, readBytes: number, bw2: ParallelBandwidthResult | undefined): string {
+function limitVerdict(p: ThreadProfile | undefined, tg: TestResult | undefined, readBytes: number, bw2: ParallelBandwidthResult | undefined, cores: number | undefined): string {
   if (!p || !tg) return '';
+  if (cores !== undefined && cores < 1.6) {
+    return `In this run the machine itself is the limit: the in-cache loop ran only ${cores.toFixed(2)}x on 2 threads over 1, so the second thread often had no core, and barrier waits and imbalance above measure that as much as the executor. Rerun on an idle machine before reading them as the executor's costs.`;
+  }
   const used = bw2 && readBytes ? (readBytes * tg.tokensPerSecond.median) / 1e9 / bw2.gbPerSecond : 0;
   const sync = (p.waitMs + p.serialMs + p.outsideMs + p.wakeMs) / p.wallMs;
   if (used >= 0.7) return `Decode is limited by memory bandwidth (${pct(used)} of what two threads can read).`;

@@ -9,7 +9,7 @@
 //   npm run bench -- --threads 1,2 also measure the models with 2 threads (scaling factors)
 //   npm run bench -- --out FILE    write the report elsewhere; --json FILE also saves the raw results
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -161,7 +161,7 @@ async function main(): Promise<number> {
     kernels,
     models,
   };
-  await writeFile(out, formatBenchmarksMarkdown(results));
+  await writeFile(out, formatBenchmarksMarkdown(results) + (await handMeasuredSections(out)));
   log(`wrote ${out}`);
   if (args.json) {
     await writeFile(args.json, JSON.stringify(results, null, 2) + '\n');
@@ -179,3 +179,11 @@ main().then(
     process.exitCode = 1;
   },
 );
+
+/** Sections measured by hand (from the marker line to the end of the old file), kept across reruns. */
+async function handMeasuredSections(path: string): Promise<string> {
+  const marker = '<!-- sections below are measured by hand and kept by npm run bench -->';
+  const old = await readFile(path, 'utf8').catch(() => '');
+  const at = old.indexOf(marker);
+  return at < 0 ? '' : '\n' + old.slice(at);
+}

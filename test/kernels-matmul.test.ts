@@ -3,8 +3,9 @@
 //   simd and relaxed vs the scalar twin:         bit-identical for F32, F16, BF16, Q4_0, Q5_0, Q8_0 (same
 //                                                 lanes, same reduction order, the same fused
 //                                                 multiply-adds: exact f64 emulation in scalar and
-//                                                 simd, relaxed_madd in relaxed); |diff| <= 1e-5 * S
-//                                                 for the others
+//                                                 simd, relaxed_madd in relaxed) and Q4_K, Q5_K, Q6_K
+//                                                 (exact block integers, then the twin's float steps);
+//                                                 |diff| <= 1e-5 * S for the others
 //                                                 (integer parts are exact; only the order of f32 sums
 //                                                 and scale products differs)
 // Q4_0 and Q8_0 kernels read the packed layouts (test/kernels-repack.test.ts); their weights are repacked
@@ -30,7 +31,7 @@ import { MATMUL_TABLE, matmulKernelFor, UnsupportedWeightTypeError } from '../sr
 import { fromF16Bits, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
 
 /** Types whose SIMD kernels and scalar twins compute the same bits. */
-const BIT_IDENTICAL = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0]);
+const BIT_IDENTICAL = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 const COLS: Partial<Record<GGMLType, number>> = { [GGMLType.F32]: 173, [GGMLType.F16]: 172, [GGMLType.BF16]: 166 };
 

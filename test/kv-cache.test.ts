@@ -94,6 +94,35 @@ describe('KV cache spill', () => {
     }
   }
 
+  it('a batch abandoned half-way (a kernel failed) leaves the cache as it was', async () => {
+    const { arena, kernels } = await arenaWithKernels();
+    const dir = tempDir();
+    const rand = prng(99);
+    const kvDim = shape.headCountKV * shape.headDim;
+    const caches = [new KVCache(arena, kernels, { ...shape, precision: 'f16' }), new KVCache(arena, kernels, { ...shape, precision: 'f16', residentTokens: 16, spillDir: dir })];
+    const batch = (n: number, layers: number, finish: boolean): void => {
+      for (let l = 0; l < layers; l++) {
+        const rows = caches.map((c) => c.beginLayer(l, n));
+        for (const pick of ['newK', 'newV'] as const) {
+          const data = Float32Array.from({ length: n * kvDim }, () => rand() - 0.5);
+          for (const r of rows) arena.f32(r[pick], data.length).set(data);
+        }
+        caches.forEach((c, i) => c.storeNewRows(n, rows[i]!));
+        const bytes = (caches[0]!.length + n) * caches[0]!.rowBytes;
+        expect(Buffer.compare(arena.u8(rows[0]!.k, bytes), arena.u8(rows[1]!.k, bytes)), `layer ${l}`).toBe(0);
+        expect(Buffer.compare(arena.u8(rows[0]!.v, bytes), arena.u8(rows[1]!.v, bytes)), `layer ${l}`).toBe(0);
+        caches.forEach((c, i) => c.commitLayer(l, rows[i]!));
+      }
+      if (finish) for (const c of caches) c.endChunk(Array.from({ length: n }, () => 0));
+    };
+    for (let i = 0; i < 5; i++) batch(7, shape.layerCount, true); // 35 positions, 32 spilled
+    batch(8, 2, false); // would spill up to 32 more... and stops after two layers
+    expect(caches[1]!.length).toBe(35);
+    for (let i = 0; i < 4; i++) batch(8, shape.layerCount, true);
+    expect(caches[1]!.spilledTokens).toBe(64); // 67 positions, 16 resident at most, blocks of 16
+    for (const c of caches) c.close();
+  });
+
   it('a threshold at or above the context spills nothing and makes no file', async () => {
     const { arena, kernels } = await arenaWithKernels();
     const dir = tempDir();
@@ -121,8 +150,8 @@ describe('KV cache memory by precision', () => {
     expect(sizes.f16! / sizes.f32!).toBe(0.5);
     expect(sizes.int8! / sizes.f16!).toBeCloseTo((64 + 4) / 128, 12);
     expect(kvRowBytes('int8', 4, 64)).toBe(4 * 4 + 256);
-    // Spilling: windows of the resident tokens plus two staging areas of the whole context.
-    expect(kvCacheBytes({ ...shape, precision: 'f16', residentTokens: 32 })).toBe(2 * 4 * 32 * 512 + 4 * 256 * 512);
+    // Spilling: windows of the resident tokens and one batch, plus two staging areas of the whole context.
+    expect(kvCacheBytes({ ...shape, precision: 'f16', residentTokens: 32 })).toBe(2 * 4 * (32 + 16) * 512 + 4 * 256 * 512);
   });
 });
 

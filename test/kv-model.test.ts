@@ -13,8 +13,10 @@ import { GOLDEN, MODELS, loadGolden, maxAbsDiff } from './support/golden.js';
 
 const STORIES = join(MODELS, 'stories260K.gguf');
 const opened: Model[] = [];
+const dirs: string[] = [];
 afterAll(async () => {
   for (const m of opened) await m.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 async function open(options: LoadModelOptions): Promise<Model> {
   const m = await loadModel(STORIES, { threads: 1, ...options });
@@ -88,6 +90,7 @@ describe('KV spill on stories260K', () => {
     it(`${kvCache}: 16 resident tokens give the all-resident logits and tokens bit for bit`, async () => {
       const resident = await open({ kvCache, batchSize: 7 });
       const dir = mkdtempSync(join(tmpdir(), 'pocketllm-kv-model-'));
+      dirs.push(dir);
       // Two threads with every call split, for the f16 and int8 attention kernels' dispatch by heads.
       const threads = kvCache === 'f32' ? 1 : 2;
       const spilled = await open({ kvCache, batchSize: 7, kvResidentTokens: 16, kvSpillDir: dir, threads, parallel: { minParallelMs: 0 } });
@@ -102,7 +105,6 @@ describe('KV spill on stories260K', () => {
       expect(again.tokens).toEqual(cont.tokens);
       await spilled.close();
       expect(readdirSync(dir)).toEqual([]);
-      rmSync(dir, { recursive: true });
     });
   }
 });

@@ -18,7 +18,9 @@ import { minimalSpmVocab } from '../src/synth/vocab.js';
 import { readGGUF } from '../src/gguf/reader.js';
 import { readHParams } from '../src/model/hparams.js';
 import { weightInventory } from '../src/model/weights.js';
+import { memoryStorage } from '../src/storage/memory.js';
 import { openFileStorage } from '../src/storage/node.js';
+import type { Storage } from '../src/storage/storage.js';
 import { MODELS, loadGolden } from './support/golden.js';
 
 let dir: string;
@@ -99,6 +101,23 @@ describe('layer streaming under a memory budget', () => {
     await withModel(stories, { memoryBudget: await budgetStreaming(stories, 3), cacheDir: false, threads: 2 }, async (m) => {
       expect(await m.evaluateAsync(tokens, { all: true })).toEqual(reference);
     });
+  });
+
+  it('a storage without synchronous reads (a browser\'s) streams through the async path; evaluate() says so', async () => {
+    const bytes = new Uint8Array(await readFile(stories));
+    const inner = memoryStorage(bytes, 'async-only');
+    const asyncOnly: Storage = { name: inner.name, size: inner.size, read: (o, into) => inner.read(o, into), close: () => inner.close() };
+    const m = await loadModel(asyncOnly, { threads: 1, contextLength: 128, memoryBudget: await budgetStreaming(stories, 3) });
+    try {
+      expect(m.weightMemory().packedCache.status).toBe('off');
+      expect(m.weightMemory().streamedLayers).toBeGreaterThan(0);
+      expect(await m.evaluateAsync(tokens, { all: true })).toEqual(reference);
+      expect(() => m.evaluate(tokens)).toThrow(/async-only: .*no synchronous reads; use the model's async methods|no synchronous reads; run the model through its async methods/);
+      const out = await m.complete(golden.promptTokens, { temperature: 0, maxTokens: 8 });
+      expect(out.tokens).toEqual(golden.generatedTokens.slice(0, 8));
+    } finally {
+      await m.close();
+    }
   });
 
   it('a budget below two slots + KV + scratch + resident tensors fails before reading weights, naming the numbers', async () => {

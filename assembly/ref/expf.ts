@@ -30,7 +30,7 @@ export function expf32(x: f32): f32 {
 
 // ---- SwiGLU as llama.cpp computes it on x86 with AVX-512 (ggml_vec_swiglu_f32, per row of n):
 // silu(x) * g with ggml_v_expf (below) on each whole group of 16 values, and the C library's expf on
-// the last n % 16. Every build runs this scalar code: it is O(n) next to the O(n * embd) matmuls. ----
+// the last n % 16. The SIMD builds run simd/swiglu.ts, the same operations two lanes at a time. ----
 
 /** An x86 fused multiply-add of f32 values: a * b is exact in f64, so only the final rounding remains. */
 // @ts-ignore: decorator

@@ -3,8 +3,10 @@
 // activation format. Each dot product multiplies a block's integer quants and applies the block
 // scales as llama.cpp's ggml_vec_dot_<type>_<vec_dot_type> does. The twins compute bit for bit what
 // their SIMD versions compute: F32 and BF16 in the SIMD kernels' four f32 lanes; F16, Q4_0, Q5_0 and
-// Q8_0 in llama.cpp's x86 order (described in simd/matmul.ts), spelled out here lane by lane. The
-// other quantized types sum block results in one f32 and agree with SIMD within rounding.
+// Q8_0 in llama.cpp's x86 order (described in simd/matmul.ts), spelled out here lane by lane; Q4_K,
+// Q5_K and Q6_K as here (the SIMD kernels reduce each block to the same exact integers, then take these
+// float steps). The other quantized types sum block results in one f32 and agree with SIMD within
+// rounding.
 //
 // Q4_0 and Q8_0 weights come packed (formats.ts: groups of PACK_ROWS rows, scales gathered, Q8_0
 // quants evens-first); every other type in file layout. A packed row's blocks are still a fixed stride

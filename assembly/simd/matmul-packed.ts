@@ -22,8 +22,11 @@
 //
 // Prefill (nTok > 1) on a whole one-lane group keeps its accumulators in `out` itself (an f32 is all
 // the one-lane accumulator ever holds between blocks): blocks outer, tokens inner, so the group's
-// weights are read from memory once for every token. Decode and partial groups keep them in registers.
-// Q8_0 takes two rows at a time and runs every token over them while their weights sit in cache.
+// weights are read from memory once for every token; the relaxed build takes the tokens four at a time
+// there, unpacking each half group's nibbles once for the four. Decode and partial groups keep the
+// accumulators in registers.
+// Q8_0 takes two rows at a time (relaxed: four, sharing one f16 conversion of their scales and one
+// activation decode) and runs every token over them while their weights sit in cache.
 import { BYTES_Q8_0, PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP } from '../formats';
 import { loadF16 } from '../half';
 import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsumX86, joinF32, mulLanes, roundToF32 } from './lanes';
@@ -167,6 +170,23 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   return i32x4.add(a, b);
 }
 
+/**
+ * Relaxed: z + the block sums of four rows from their unpacked nibbles (l_k: low nibbles of quad
+ * vector k, h_k: high), against the activation quants at xq (two chains, as q4HalfSums).
+ */
+// @ts-ignore: decorator
+@inline function nibbleSums(z: v128, xq: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128): v128 {
+  let a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 0), l0, z);
+  let b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 0), h0, i32x4.splat(0));
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 1), l1, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 1), h1, b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 2), l2, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 2), h2, b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 3), l3, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 3), h3, b);
+  return i32x4.add(a, b);
+}
+
 /** One token, one whole group, one lane per output: the eight results stored at o where in range. */
 // @ts-ignore: decorator
 @inline function q4GroupOneLane(wg: usize, xt: usize, nb: i32, o: usize, r0: i32, rowStart: i32, rowEnd: i32): void {
@@ -215,7 +235,34 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
     const first = b == 0;
     let xb = x + <usize>b * BYTES_Q8_0;
     let o = out + (<usize>r0 << 2);
-    for (let t = 0; t < nTok; t++) {
+    let t = 0;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      // four tokens per pass: each half's nibbles are unpacked once for all four
+      for (; t + 3 < nTok; t += 4) {
+        const xb1 = xb + xRow, xb2 = xb1 + xRow, xb3 = xb2 + xRow;
+        const o1 = o + rowBytes, o2 = o1 + rowBytes, o3 = o2 + rowBytes;
+        const dx0 = f32x4.splat(loadF16(xb)), dx1 = f32x4.splat(loadF16(xb1));
+        const dx2 = f32x4.splat(loadF16(xb2)), dx3 = f32x4.splat(loadF16(xb3));
+        const z0 = zeroPoint(xb + 2), z1 = zeroPoint(xb1 + 2), z2 = zeroPoint(xb2 + 2), z3 = zeroPoint(xb3 + 2);
+        for (let h = 0; h < 2; h++) {
+          const q = gb + 16 + (<usize>h << 4);
+          const m = i8x16.splat(15);
+          const v0 = v128.load(q), v1 = v128.load(q + 32), v2 = v128.load(q + 64), v3 = v128.load(q + 96);
+          const l0 = v128.and(v0, m), l1 = v128.and(v1, m), l2 = v128.and(v2, m), l3 = v128.and(v3, m);
+          const h0 = v128.and(i16x8.shr_u(v0, 4), m), h1 = v128.and(i16x8.shr_u(v1, 4), m);
+          const h2 = v128.and(i16x8.shr_u(v2, 4), m), h3 = v128.and(i16x8.shr_u(v3, 4), m);
+          const dw = h == 0 ? dw0 : dw1;
+          const oh = <usize>h << 4;
+          fmaStore4(o + oh, nibbleSums(z0, xb + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx0), first);
+          fmaStore4(o1 + oh, nibbleSums(z1, xb1 + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx1), first);
+          fmaStore4(o2 + oh, nibbleSums(z2, xb2 + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx2), first);
+          fmaStore4(o3 + oh, nibbleSums(z3, xb3 + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx3), first);
+        }
+        xb += xRow << 2;
+        o += rowBytes << 2;
+      }
+    }
+    for (; t < nTok; t++) {
       const xq = xb + 2;
       let evL = i32x4.splat(0), odL = evL, evH = evL, odH = evL;
       if (!ASC_FEATURE_RELAXED_SIMD) {
@@ -379,6 +426,43 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   if (r + 1 >= rowStart && r + 1 < rowEnd) store<f32>(o + (<usize>(r + 1) << 2), hsum8(a1, b1, c1, e1));
 }
 
+/**
+ * Relaxed build: four rows (lanes 4h..4h+3 of a group, h = `high`) against one token, eight lanes each
+ * (f32x4 pairs a/c: lanes 0-3 and 4-7). One activation decode and one f16 conversion of the four
+ * rows' scales serve all four; each row's lanes take relaxed_madd exactly as q8PairEightLanes does, so
+ * the bits are the same.
+ */
+// @ts-ignore: decorator
+@inline function q8QuadEightLanesRelaxed(wg: usize, high: bool, xt: usize, nb: i32, o: usize, r: i32, rowStart: i32, rowEnd: i32): void {
+  const zero = f32x4.splat(0);
+  let a0 = zero, c0 = zero, a1 = zero, c1 = zero, a2 = zero, c2 = zero, a3 = zero, c3 = zero;
+  const qOff: usize = 16 + (high ? 128 : 0);
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q8_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const xl = v128.load(xb + 2), xh = v128.load(xb + 18);
+    const xel = evenI16(xl), xol = oddI16(xl), xeh = evenI16(xh), xoh = oddI16(xh);
+    // the four rows' dw * dx, rounded to f32 as the scalar product is
+    const d4 = f32x4.mul(groupScales(gb, high), f32x4.splat(loadF16(xb)));
+    const q = gb + qOff;
+    let d = i32x4.shuffle(d4, d4, 0, 0, 0, 0);
+    a0 = fmaF32x4(a0, quads16(q, xel, xol), d);
+    c0 = fmaF32x4(c0, quads16(q + 16, xeh, xoh), d);
+    d = i32x4.shuffle(d4, d4, 1, 1, 1, 1);
+    a1 = fmaF32x4(a1, quads16(q + 32, xel, xol), d);
+    c1 = fmaF32x4(c1, quads16(q + 48, xeh, xoh), d);
+    d = i32x4.shuffle(d4, d4, 2, 2, 2, 2);
+    a2 = fmaF32x4(a2, quads16(q + 64, xel, xol), d);
+    c2 = fmaF32x4(c2, quads16(q + 80, xeh, xoh), d);
+    d = i32x4.shuffle(d4, d4, 3, 3, 3, 3);
+    a3 = fmaF32x4(a3, quads16(q + 96, xel, xol), d);
+    c3 = fmaF32x4(c3, quads16(q + 112, xeh, xoh), d);
+  }
+  if (r >= rowStart && r < rowEnd) store<f32>(o + (<usize>r << 2), hsumX86(f32x4.add(a0, c0)));
+  if (r + 1 >= rowStart && r + 1 < rowEnd) store<f32>(o + (<usize>(r + 1) << 2), hsumX86(f32x4.add(a1, c1)));
+  if (r + 2 >= rowStart && r + 2 < rowEnd) store<f32>(o + (<usize>(r + 2) << 2), hsumX86(f32x4.add(a2, c2)));
+  if (r + 3 >= rowStart && r + 3 < rowEnd) store<f32>(o + (<usize>(r + 3) << 2), hsumX86(f32x4.add(a3, c3)));
+}
+
 // ===================== entry points =====================
 
 export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
@@ -410,6 +494,16 @@ export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: 
   const nb = cols >> 5;
   const xRow = <usize>nb * BYTES_Q8_0;
   const groupRow = <usize>nb * PACKED_Q8_0_GROUP;
+  if (ASC_FEATURE_RELAXED_SIMD) {
+    for (let r = rowStart & ~3; r < rowEnd; r += 4) {
+      const wg = w + <usize>(r / PACK_ROWS) * groupRow;
+      // the quad's weights stay in cache while every token passes over them
+      for (let t = 0; t < nTok; t++) {
+        q8QuadEightLanesRelaxed(wg, (r & 4) != 0, x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r, rowStart, rowEnd);
+      }
+    }
+    return;
+  }
   for (let r = rowStart & ~1; r < rowEnd; r += 2) {
     const wg = w + <usize>(r / PACK_ROWS) * groupRow;
     // the pair's weights stay in cache while every token passes over them

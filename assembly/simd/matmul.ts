@@ -10,10 +10,13 @@
 //
 // Integer parts are exact in every build. F16, Q4_0, Q5_0 and Q8_0 reproduce the float arithmetic of
 // llama.cpp's x86 kernels (lane grouping, fused multiply-adds, reduction order; see their sections), so
-// their results do not depend on the build and their scalar twins give the same bits. The other types
-// sum in f32 lanes of their own; there the relaxed build uses i32x4.relaxed_dot_i8x16_i7x16_add_s only
-// with the weights' unsigned quants (0..63) as its 7-bit operand, putting a format's zero point back
-// with the activation block sums (Q8_K's bsums).
+// their results do not depend on the build and their scalar twins give the same bits. Q4_K, Q5_K and
+// Q6_K reduce each block to the exact integer sums of the scalar twin (a horizontal add per block) and
+// then take its float steps, so they too give the same bits in every build. Q4_1, Q5_1, Q2_K and Q3_K
+// sum in f32 lanes of their own. The relaxed build uses the relaxed dots (i32x4 ..._add_s, and i16x8
+// for the k-quants' pair sums ahead of an i16 dot with the group scale) only with the weights' unsigned
+// quants (0..63) as the 7-bit operand, putting a format's zero point back with the activation block
+// sums (Q8_K's bsums).
 import {
   BYTES_Q4_0, BYTES_Q4_1, BYTES_Q5_0, BYTES_Q5_1, BYTES_Q8_0, BYTES_Q8_1,
   BYTES_Q2_K, BYTES_Q3_K, BYTES_Q4_K, BYTES_Q5_K, BYTES_Q6_K, BYTES_Q8_K,
@@ -33,6 +36,16 @@ import {
   if (nt > 1) store<f32>(p + step, hsumF32(a1));
   if (nt > 2) store<f32>(p + 2 * step, hsumF32(a2));
   if (nt > 3) store<f32>(p + 3 * step, hsumF32(a3));
+}
+
+// @ts-ignore: decorator
+@inline function storeScalarTile(out: usize, rows: i32, r: i32, t0: i32, nt: i32, a0: f32, a1: f32, a2: f32, a3: f32): void {
+  const p = out + ((<usize>t0 * rows + r) << 2);
+  const step = <usize>rows << 2;
+  store<f32>(p, a0);
+  if (nt > 1) store<f32>(p + step, a1);
+  if (nt > 2) store<f32>(p + 2 * step, a2);
+  if (nt > 3) store<f32>(p + 3 * step, a3);
 }
 
 // ===================== float weights =====================
@@ -496,30 +509,48 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
   }
 }
 
-/** Q4_K/Q5_K finish for one token: a + ia * (d * dy) - (sum_j m_j (bsums_2j + bsums_2j+1)) * (dmin * dy). */
+/**
+ * Q4_K/Q5_K: ia + s * dot(x[0..31], q0|q1) for one 32-weight sub-block (q in 0..31), s an i16x8 splat
+ * of its 6-bit scale: the two halves' pair sums add in i16 (|sum| <= 4 * 128 * 31) before the scale.
+ */
 // @ts-ignore: decorator
-@inline function finishK4(a: v128, ia: v128, xb: usize, mA: v128, mB: v128, d: f32, dmin: f32): v128 {
-  const dy = load<f32>(xb);
-  const pairsA = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260));
-  const pairsB = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276));
-  const msum = i32x4.add(i32x4.mul(pairsA, mA), i32x4.mul(pairsB, mB));
-  const acc = accScaled(a, ia, d * dy);
-  return f32x4.sub(acc, f32x4.mul(f32x4.convert_i32x4_s(msum), f32x4.splat(dmin * dy)));
+@inline function group32U5(ia: v128, xp: usize, q0: v128, q1: v128, s: v128): v128 {
+  const p = i16x8.add(pairSumsU6(v128.load(xp), q0), pairSumsU6(v128.load(xp + 16), q1));
+  return i32x4.add(ia, i32x4.dot_i16x8_s(p, s));
 }
 
-/** Q4_K (five = false) and Q5_K (five = true): 8 sub-blocks of 32, 6-bit scale and min each. */
+/** Q5_K: 0x10 in each byte of H that has all bits of `mask` (one bit) set. */
+// @ts-ignore: decorator
+@inline function fifthBit(H: v128, mask: v128): v128 {
+  return v128.and(i8x16.eq(v128.and(H, mask), mask), i8x16.splat(0x10));
+}
+
+/** Exact min term of a Q4_K/Q5_K block for one token: sum_j m_j (bsums_2j + bsums_2j+1). */
+// @ts-ignore: decorator
+@inline function minSum(xb: usize, mA: v128, mB: v128): i32 {
+  const pairsA = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260));
+  const pairsB = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276));
+  return hsumI32(i32x4.add(i32x4.mul(pairsA, mA), i32x4.mul(pairsB, mB)));
+}
+
+/**
+ * Q4_K (five = false) and Q5_K (five = true): 8 sub-blocks of 32, 6-bit scale and min each. Per block,
+ * the exact integers isum = sum_j sc_j * sum q x and msum, then the scalar twin's float steps
+ * (acc += (dy * d) * f32(isum) - (dy * dmin) * f32(msum)): every build gives dotQ45_K's bits.
+ */
 // @ts-ignore: decorator
 @inline function matmulK45(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32, five: bool): void {
   const nb = cols >> 8;
   const wBytes: usize = five ? BYTES_Q5_K : BYTES_Q4_K;
   const qsOff: usize = five ? 48 : 16;
   const wRow = <usize>nb * wBytes, xRow = <usize>nb * BYTES_Q8_K;
+  const m = i8x16.splat(15);
   for (let t0 = 0; t0 < nTok; t0 += 4) {
     const nt = min(4, nTok - t0);
     const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
     for (let r = rowStart; r < rowEnd; r++) {
       const wr = w + <usize>r * wRow;
-      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
       for (let b = 0; b < nb; b++) {
         const wb = wr + <usize>b * wBytes, xo = <usize>b * BYTES_Q8_K;
         const sc = wb + 4;
@@ -528,23 +559,23 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
         let ha = zero, hb = zero;
         if (five) { ha = v128.load(wb + 16); hb = v128.load(wb + 32); }
         for (let k = 0; k < 4; k++) {
-          const qa = v128.load(wb + qsOff + (k << 5)), qb = v128.load(wb + qsOff + 16 + (k << 5));
-          let l0 = v128.and(qa, i8x16.splat(15)), l1 = v128.and(qb, i8x16.splat(15));
-          let h0 = i8x16.shr_u(qa, 4), h1 = i8x16.shr_u(qb, 4);
+          // sub-blocks 2k (low nibbles) and 2k+1 (high nibbles) of qs[32k..32k+31]
+          const qa = v128.load(wb + qsOff + (<usize>k << 5)), qb = v128.load(wb + qsOff + 16 + (<usize>k << 5));
+          let l0 = v128.and(qa, m), l1 = v128.and(qb, m);
+          let h0 = v128.and(i16x8.shr_u(qa, 4), m), h1 = v128.and(i16x8.shr_u(qb, 4), m);
           if (five) {
             // bit 2k of qh[l] is the fifth bit of sub-block 2k, bit 2k+1 that of sub-block 2k+1
-            const one = i8x16.splat(1);
-            l0 = v128.or(l0, i8x16.shl(v128.and(i8x16.shr_u(ha, k << 1), one), 4));
-            l1 = v128.or(l1, i8x16.shl(v128.and(i8x16.shr_u(hb, k << 1), one), 4));
-            h0 = v128.or(h0, i8x16.shl(v128.and(i8x16.shr_u(ha, (k << 1) + 1), one), 4));
-            h1 = v128.or(h1, i8x16.shl(v128.and(i8x16.shr_u(hb, (k << 1) + 1), one), 4));
+            const bit: i32 = 1 << (k << 1);
+            const bl = i8x16.splat(<i8>bit), bh = i8x16.splat(<i8>(bit << 1));
+            l0 = v128.or(l0, fifthBit(ha, bl)); l1 = v128.or(l1, fifthBit(hb, bl));
+            h0 = v128.or(h0, fifthBit(ha, bh)); h1 = v128.or(h1, fifthBit(hb, bh));
           }
-          const sLow = scaleMinK4(sc, k << 1) & 63, sHigh = scaleMinK4(sc, (k << 1) + 1) & 63;
+          const sLow = i16x8.splat(<i16>(scaleMinK4(sc, k << 1) & 63)), sHigh = i16x8.splat(<i16>(scaleMinK4(sc, (k << 1) + 1) & 63));
           const xq = xo + 4 + (<usize>k << 6);
-          i0 = group32(group32(i0, x0 + xq, l0, l1, sLow), x0 + xq + 32, h0, h1, sHigh);
-          if (nt > 1) i1 = group32(group32(i1, x1 + xq, l0, l1, sLow), x1 + xq + 32, h0, h1, sHigh);
-          if (nt > 2) i2 = group32(group32(i2, x2 + xq, l0, l1, sLow), x2 + xq + 32, h0, h1, sHigh);
-          if (nt > 3) i3 = group32(group32(i3, x3 + xq, l0, l1, sLow), x3 + xq + 32, h0, h1, sHigh);
+          i0 = group32U5(group32U5(i0, x0 + xq, l0, l1, sLow), x0 + xq + 32, h0, h1, sHigh);
+          if (nt > 1) i1 = group32U5(group32U5(i1, x1 + xq, l0, l1, sLow), x1 + xq + 32, h0, h1, sHigh);
+          if (nt > 2) i2 = group32U5(group32U5(i2, x2 + xq, l0, l1, sLow), x2 + xq + 32, h0, h1, sHigh);
+          if (nt > 3) i3 = group32U5(group32U5(i3, x3 + xq, l0, l1, sLow), x3 + xq + 32, h0, h1, sHigh);
         }
         let mA = zero, mB = zero;
         mA = i32x4.replace_lane(mA, 0, scaleMinK4(sc, 0) >> 8);
@@ -556,12 +587,13 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
         mB = i32x4.replace_lane(mB, 2, scaleMinK4(sc, 6) >> 8);
         mB = i32x4.replace_lane(mB, 3, scaleMinK4(sc, 7) >> 8);
         const d = loadF16(wb), dmin = loadF16(wb + 2);
-        a0 = finishK4(a0, i0, x0 + xo, mA, mB, d, dmin);
-        if (nt > 1) a1 = finishK4(a1, i1, x1 + xo, mA, mB, d, dmin);
-        if (nt > 2) a2 = finishK4(a2, i2, x2 + xo, mA, mB, d, dmin);
-        if (nt > 3) a3 = finishK4(a3, i3, x3 + xo, mA, mB, d, dmin);
+        let dy = load<f32>(x0 + xo);
+        a0 += dy * d * <f32>hsumI32(i0) - dy * dmin * <f32>minSum(x0 + xo, mA, mB);
+        if (nt > 1) { dy = load<f32>(x1 + xo); a1 += dy * d * <f32>hsumI32(i1) - dy * dmin * <f32>minSum(x1 + xo, mA, mB); }
+        if (nt > 2) { dy = load<f32>(x2 + xo); a2 += dy * d * <f32>hsumI32(i2) - dy * dmin * <f32>minSum(x2 + xo, mA, mB); }
+        if (nt > 3) { dy = load<f32>(x3 + xo); a3 += dy * d * <f32>hsumI32(i3) - dy * dmin * <f32>minSum(x3 + xo, mA, mB); }
       }
-      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+      storeScalarTile(out, rows, r, t0, nt, a0, a1, a2, a3);
     }
   }
 }
@@ -574,6 +606,39 @@ export function simdMatmulQ5_K(w: usize, x: usize, out: usize, cols: i32, rows: 
   matmulK45(w, x, out, cols, rows, nTok, rowStart, rowEnd, true);
 }
 
+/**
+ * i16x8 sums of adjacent pairs x[2i]*q[2i] + x[2i+1]*q[2i+1], x signed bytes, q in 0..63: exact
+ * (|sum| <= 2 * 128 * 63). Relaxed: one relaxed i16 dot (q is its 7-bit operand, exact on every engine).
+ */
+// @ts-ignore: decorator
+@inline function pairSumsU6(x: v128, q: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i16x8.relaxed_dot_i8x16_i7x16_s(x, q);
+  return i16x8.add(i16x8.mul(evenI16(x), v128.and(q, i16x8.splat(0xff))), i16x8.mul(oddI16(x), i16x8.shr_u(q, 8)));
+}
+
+/** ia + s * dot(x[0..15], q): one 16-weight group, s an i16x8 splat of its scale (exact). */
+// @ts-ignore: decorator
+@inline function group16(ia: v128, xp: usize, q: v128, s: v128): v128 {
+  return i32x4.add(ia, i32x4.dot_i16x8_s(pairSumsU6(v128.load(xp), q), s));
+}
+
+/**
+ * Q6_K: 16 weights of one part from their low-nibble bytes L (high nibble when `high`) and qh bytes
+ * H, whose bits 2p..2p+1 are the top two bits; q = nibble | top << 4 (0..63). The i16 shifts stay
+ * inside each byte once masked, so no i8 shift (which engines emulate) is needed.
+ */
+// @ts-ignore: decorator
+@inline function q6Quants(L: v128, H: v128, p: i32): v128 {
+  const nib = p < 2 ? v128.and(L, i8x16.splat(15)) : v128.and(i16x8.shr_u(L, 4), i8x16.splat(15));
+  const top = p == 0 ? i16x8.shl(H, 4) : p == 1 ? i16x8.shl(H, 2) : p == 2 ? H : i16x8.shr_u(H, 2);
+  return v128.or(nib, v128.and(top, i8x16.splat(0x30)));
+}
+
+/**
+ * Q6_K against Q8_K: per block, the exact integer sum(s_g * sum (q - 32) x) (the offset through the
+ * bsums), then the scalar twin's float steps, acc += (d * dy) * f32(isum): every build gives the same
+ * bits as ref/matmul.ts's dotQ6_K. Each group's quants are decoded once per tile of four tokens.
+ */
 export function simdMatmulQ6_K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {
   const nb = cols >> 8;
   const wRow = <usize>nb * BYTES_Q6_K, xRow = <usize>nb * BYTES_Q8_K;
@@ -582,40 +647,35 @@ export function simdMatmulQ6_K(w: usize, x: usize, out: usize, cols: i32, rows: 
     const x0 = x + <usize>t0 * xRow, x1 = x0 + xRow, x2 = x1 + xRow, x3 = x2 + xRow;
     for (let r = rowStart; r < rowEnd; r++) {
       const wr = w + <usize>r * wRow;
-      let a0 = f32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+      let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
       for (let b = 0; b < nb; b++) {
         const wb = wr + <usize>b * BYTES_Q6_K, xo = <usize>b * BYTES_Q8_K;
         const zero = i32x4.splat(0);
         let i0 = zero, i1 = zero, i2 = zero, i3 = zero;
-        for (let n = 0; n < 2; n++) {
-          const qh0 = v128.load(wb + 128 + (n << 5)), qh1 = v128.load(wb + 144 + (n << 5));
-          for (let part = 0; part < 4; part++) {
-            // parts 0/1 take the low nibbles of ql[0..31]/ql[32..63], parts 2/3 their high nibbles;
-            // bits 2*part of qh[l] are each part's top two bits
-            const ql = wb + (n << 6) + ((part & 1) << 5);
-            const qa = v128.load(ql), qb = v128.load(ql + 16);
-            const la = part < 2 ? v128.and(qa, i8x16.splat(15)) : i8x16.shr_u(qa, 4);
-            const lb = part < 2 ? v128.and(qb, i8x16.splat(15)) : i8x16.shr_u(qb, 4);
-            const q0 = v128.or(la, i8x16.shl(v128.and(i8x16.shr_u(qh0, part << 1), i8x16.splat(3)), 4));
-            const q1 = v128.or(lb, i8x16.shl(v128.and(i8x16.shr_u(qh1, part << 1), i8x16.splat(3)), 4));
-            const g = (n << 3) + (part << 1);
-            const s0 = <i32>load<i8>(wb + 192 + g), s1 = <i32>load<i8>(wb + 193 + g);
-            const xq = xo + 4 + (<usize>g << 4);
-            i0 = groups16(i0, x0 + xq, q0, q1, s0, s1);
-            if (nt > 1) i1 = groups16(i1, x1 + xq, q0, q1, s0, s1);
-            if (nt > 2) i2 = groups16(i2, x2 + xq, q0, q1, s0, s1);
-            if (nt > 3) i3 = groups16(i3, x3 + xq, q0, q1, s0, s1);
-          }
+        // weight i = 128n + 32p + 16h + l: ql byte 64n + 32(p & 1) + 16h + l, qh byte 128 + 32n + 16h + l
+        for (let nh = 0; nh < 4; nh++) {
+          const n = nh >> 1, h = nh & 1;
+          const ql = wb + (<usize>n << 6) + (<usize>h << 4);
+          const La = v128.load(ql), Lb = v128.load(ql + 32), H = v128.load(wb + 128 + (<usize>n << 5) + (<usize>h << 4));
+          const q0 = q6Quants(La, H, 0), q1 = q6Quants(Lb, H, 1), q2 = q6Quants(La, H, 2), q3 = q6Quants(Lb, H, 3);
+          const sc = wb + 192 + (<usize>n << 3) + <usize>h; // scale of group 8n + 2p + h at sc + 2p
+          const s0 = i16x8.splat(<i16>load<i8>(sc)), s1 = i16x8.splat(<i16>load<i8>(sc + 2));
+          const s2 = i16x8.splat(<i16>load<i8>(sc + 4)), s3 = i16x8.splat(<i16>load<i8>(sc + 6));
+          const xq = xo + 4 + (<usize>n << 7) + (<usize>h << 4);
+          i0 = group16(group16(group16(group16(i0, x0 + xq, q0, s0), x0 + xq + 32, q1, s1), x0 + xq + 64, q2, s2), x0 + xq + 96, q3, s3);
+          if (nt > 1) i1 = group16(group16(group16(group16(i1, x1 + xq, q0, s0), x1 + xq + 32, q1, s1), x1 + xq + 64, q2, s2), x1 + xq + 96, q3, s3);
+          if (nt > 2) i2 = group16(group16(group16(group16(i2, x2 + xq, q0, s0), x2 + xq + 32, q1, s1), x2 + xq + 64, q2, s2), x2 + xq + 96, q3, s3);
+          if (nt > 3) i3 = group16(group16(group16(group16(i3, x3 + xq, q0, s0), x3 + xq + 32, q1, s1), x3 + xq + 64, q2, s2), x3 + xq + 96, q3, s3);
         }
         const scv = v128.load(wb + 192);
         const sLo = i16x8.extend_low_i8x16_s(scv), sHi = i16x8.extend_high_i8x16_s(scv);
         const d = loadF16(wb + 208);
-        a0 = finishOffset(a0, i0, x0 + xo, sLo, sHi, 5, d);
-        if (nt > 1) a1 = finishOffset(a1, i1, x1 + xo, sLo, sHi, 5, d);
-        if (nt > 2) a2 = finishOffset(a2, i2, x2 + xo, sLo, sHi, 5, d);
-        if (nt > 3) a3 = finishOffset(a3, i3, x3 + xo, sLo, sHi, 5, d);
+        a0 += d * load<f32>(x0 + xo) * <f32>hsumI32(i32x4.sub(i0, i32x4.shl(bsumDot(x0 + xo, sLo, sHi), 5)));
+        if (nt > 1) a1 += d * load<f32>(x1 + xo) * <f32>hsumI32(i32x4.sub(i1, i32x4.shl(bsumDot(x1 + xo, sLo, sHi), 5)));
+        if (nt > 2) a2 += d * load<f32>(x2 + xo) * <f32>hsumI32(i32x4.sub(i2, i32x4.shl(bsumDot(x2 + xo, sLo, sHi), 5)));
+        if (nt > 3) a3 += d * load<f32>(x3 + xo) * <f32>hsumI32(i32x4.sub(i3, i32x4.shl(bsumDot(x3 + xo, sLo, sHi), 5)));
       }
-      storeTile(out, rows, r, t0, nt, a0, a1, a2, a3);
+      storeScalarTile(out, rows, r, t0, nt, a0, a1, a2, a3);
     }
   }
 }

@@ -4,6 +4,7 @@
 // (median and range), load time, memory by region and the process's resident set.
 import type { Model } from '../engine/model.js';
 import { loadModel } from '../engine/model.js';
+import type { KVPrecision } from '../model/kv-cache.js';
 import { TYPE_TRAITS } from '../quant/formats.js';
 import type { WeightMemoryReport } from '../memory/report.js';
 import type { KernelVariant } from '../runtime/kernels.js';
@@ -36,6 +37,9 @@ export interface ModelBenchOptions {
   readonly cacheDir?: string | false;
   /** Prefill batch size passed to loadModel (undefined: the engine's default). */
   readonly batchSize?: number;
+  /** KV cache precision and resident-token threshold passed to loadModel (undefined: the engine's defaults). */
+  readonly kvCache?: KVPrecision;
+  readonly kvResidentTokens?: number;
   /** Also time every kernel call of one pp and one tg run (slightly perturbs nothing measured above). */
   readonly profile?: boolean;
   /** Seed of the random token ids. */
@@ -118,6 +122,9 @@ export interface ModelBenchReport {
     readonly memoryBudgets: readonly (number | null)[];
     readonly kernels: readonly KernelVariant[] | 'auto';
     readonly batchSize: number | null;
+    /** KV cache storage, and the resident-token threshold past which it spills (null: all resident). */
+    readonly kvCache: KVPrecision;
+    readonly kvResidentTokens: number | null;
   };
   readonly runs: readonly RunReport[];
   readonly memory: MemoryReport;
@@ -226,7 +233,7 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
      for (const memoryBudget of options.memoryBudgets?.length ? options.memoryBudgets : [undefined]) {
       const t0 = performance.now();
       const model = await loadModel(options.path, {
-        contextLength, threads, kernels, batchSize: options.batchSize, memoryBudget,
+        contextLength, threads, kernels, batchSize: options.batchSize, memoryBudget, kvCache: options.kvCache, kvResidentTokens: options.kvResidentTokens,
         ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
       });
       const loadMs = performance.now() - t0;
@@ -310,6 +317,8 @@ export async function runModelBench(options: ModelBenchOptions): Promise<ModelBe
       memoryBudgets: options.memoryBudgets?.length ? options.memoryBudgets.map((b) => b ?? null) : [null],
       kernels: options.kernels?.length ? [...options.kernels] : 'auto',
       batchSize: options.batchSize ?? null,
+      kvCache: options.kvCache ?? 'f32',
+      kvResidentTokens: options.kvResidentTokens ?? null,
     },
     runs,
     memory: rss.report(),

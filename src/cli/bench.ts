@@ -10,6 +10,7 @@ import type { KernelVariant } from '../runtime/kernels.js';
 import { KERNEL_VARIANTS } from '../runtime/kernels.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
 import { byteSizeOption, memoryOptions } from './memory-options.js';
+import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { formatByteSize } from '../memory/byte-size.js';
 import { formatWeightMemory } from '../memory/report.js';
 
@@ -24,7 +25,7 @@ const HELP = `usage: pocketllm bench -m model.gguf [options]
       --memory-budget S[,S...]  memory budgets (e.g. 1GB,2GB), each measured and compared with the first;
                             "none" in the list measures without a budget
       --cache-dir DIR       packed-weight cache directory; --no-cache: none
-      --kernels K[,K...]    kernel builds: ${KERNEL_VARIANTS.join(', ')} (default: the best that works)
+${KV_HELP}      --kernels K[,K...]    kernel builds: ${KERNEL_VARIANTS.join(', ')} (default: the best that works)
       --profile             also time each kernel over one pp and one tg run; with several
                             threads, also where each thread's time goes (barrier waits, imbalance)
       --json                print one JSON object instead of tables
@@ -67,6 +68,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
         'batch-size': { type: 'string', short: 'b' },
         kernels: { type: 'string' },
         'memory-budget': { type: 'string' },
+        ...KV_PARSE_OPTIONS,
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean' },
         profile: { type: 'boolean' },
@@ -93,6 +95,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     const kernels = kernelList(args.kernels);
     const memoryBudgets = budgetList(args['memory-budget']);
     const { cacheDir } = memoryOptions(undefined, args['cache-dir'], args['no-cache']);
+    const kv = kvOptions(args['kv-cache'], args['kv-resident']);
     if (promptLengths.length === 0 && generateTokens === 0) throw new CliUsageError('nothing to measure: -p and -n are both 0');
 
     const report = await runModelBench({
@@ -102,6 +105,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
       threads: [...new Set(threads)],
       kernels,
       memoryBudgets,
+      ...kv,
       ...(cacheDir !== undefined ? { cacheDir } : {}),
       repetitions,
       batchSize,
@@ -147,7 +151,7 @@ export function formatBenchReport(report: ModelBenchReport): string {
     lines.push(
       `load ${(run.loadMs / 1000).toFixed(2)} s (${run.kernels}, ${run.threadsRequested} thread${run.threadsRequested > 1 ? 's' : ''}` +
         `${run.threadsUsed === null ? '' : `, engine reports ${run.threadsUsed}`}) | wasm memory ${formatBytes(w.memory)}: ` +
-        `weights ${formatBytes(w.weights)}, kv ${formatBytes(w.kv)} (ctx ${run.contextLength}), scratch ${formatBytes(w.scratch)}` +
+        `weights ${formatBytes(w.weights)}, kv ${formatBytes(w.kv)} (ctx ${run.contextLength}, ${report.settings.kvCache}${report.settings.kvResidentTokens === null ? '' : `, ${report.settings.kvResidentTokens} resident`}), scratch ${formatBytes(w.scratch)}` +
         (tg?.weightBytesPerSecond ? ` | decode reads weights at ${(tg.weightBytesPerSecond / 1e9).toFixed(2)} GB/s` : '') +
         '\n' +
         (run.weightMemory ? `  memory: ${formatWeightMemory(run.weightMemory)}\n` : ''),

@@ -10,6 +10,7 @@ import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
 import { memoryOptions } from './memory-options.js';
+import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { createProgress } from './progress.js';
 
 const HELP = `usage: pocketllm chat -m model.gguf [options]
@@ -30,7 +31,7 @@ const HELP = `usage: pocketllm chat -m model.gguf [options]
                           layers that do not fit are streamed from the file, read ahead of use
       --cache-dir DIR     where packed weights are cached (default: $POCKETLLM_CACHE_DIR or ~/.cache/pocketllm)
       --no-cache          neither read nor write the packed-weight cache
-
+${KV_HELP}
 On a terminal: type a message after "> ". /reset starts over (the system message stays), /exit or
 Ctrl-D quits, Ctrl-C stops a reply (and quits at the prompt). With standard input from a pipe, each
 line is one message and each reply is printed on its own line.
@@ -95,6 +96,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
         ctx: { type: 'string' },
         threads: { type: 'string', short: 't' },
         'memory-budget': { type: 'string' },
+        ...KV_PARSE_OPTIONS,
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -124,6 +126,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
     const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
     const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
     const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
+    const kv = kvOptions(args['kv-cache'], args['kv-resident']);
     const template = args.template !== undefined ? await readFile(args.template, 'utf8') : undefined;
 
     const progress = createProgress('loading', 1);
@@ -131,6 +134,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
       contextLength,
       threads,
       ...memory,
+      ...kv,
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();

@@ -6,6 +6,7 @@ import { loadModel } from '../engine/model.js';
 import { createProgress } from './progress.js';
 import { CliUsageError, describeError, numberOption } from './args.js';
 import { memoryOptions } from './memory-options.js';
+import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { formatByteSize } from '../memory/byte-size.js';
 import { formatWeightMemory } from '../memory/report.js';
 
@@ -29,7 +30,7 @@ const HELP = `usage: pocketllm run -m model.gguf (-p "prompt" | -f prompt.txt) [
                           layers that do not fit are streamed from the file, read ahead of use
       --cache-dir DIR     where packed weights are cached (default: $POCKETLLM_CACHE_DIR or ~/.cache/pocketllm)
       --no-cache          neither read nor write the packed-weight cache
-      --special           parse control tokens written in the prompt
+${KV_HELP}      --special           parse control tokens written in the prompt
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
@@ -53,6 +54,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         stop: { type: 'string', multiple: true },
         threads: { type: 'string', short: 't' },
         'memory-budget': { type: 'string' },
+        ...KV_PARSE_OPTIONS,
         'cache-dir': { type: 'string' },
         'no-cache': { type: 'boolean' },
         special: { type: 'boolean' },
@@ -75,6 +77,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
     const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
     const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
+    const kv = kvOptions(args['kv-cache'], args['kv-resident']);
     const options = {
       maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
       temperature: numberOption(args.temp, '--temp', { min: 0 }),
@@ -94,6 +97,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       contextLength,
       threads,
       ...memory,
+      ...kv,
       onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
     });
     progress.done();

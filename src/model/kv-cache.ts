@@ -11,7 +11,7 @@
 // f32 (assembly/ref/kv.ts).
 //
 // Spill (residentTokens set): positions [0, spilled) of every layer live in the spill file and
-// [spilled, length) in a per-layer resident window of residentTokens rows. For attention, the layer's
+// [spilled, length) in a per-layer resident window (residentTokens rows, plus room for one batch). For attention, the layer's
 // rows are assembled contiguously in a staging area (file rows read back, window rows copied, new rows
 // stored): the attention kernel then sees exactly the rows of an all-resident cache, so results are
 // bit-identical with it. Two staging areas are shared by all layers: while layer l computes in one,
@@ -85,14 +85,24 @@ function spills(c: KVCacheConfig): boolean {
 }
 
 /**
+ * Rows of a layer's resident window: the resident positions plus room for one batch, whose rows are
+ * added there before older blocks leave at the end of the batch (so a batch that fails half-way leaves
+ * every window as it was).
+ */
+function windowRows(c: KVCacheConfig): number {
+  return spills(c) ? Math.min(c.contextLength, c.residentTokens! + c.maxBatch) : c.contextLength;
+}
+
+/**
  * Bytes of wasm memory the KV cache takes in the arena's 'kv' region: all rows of every layer, or,
- * when spilling, the resident windows plus two staging areas of a whole context. (The f32 rows new
+ * when spilling, the resident windows (residentTokens + maxBatch rows) plus two staging areas of a
+ * whole context. (The f32 rows new
  * keys and values land in before conversion are scratch, not counted.)
  */
 export function kvCacheBytes(c: KVCacheConfig): number {
   const rowBytes = kvRowBytes(c.precision ?? 'f32', c.headCountKV, c.headDim);
   if (!spills(c)) return 2 * c.layerCount * c.contextLength * rowBytes;
-  return 2 * c.layerCount * c.residentTokens! * rowBytes + 2 * 2 * c.contextLength * rowBytes;
+  return 2 * c.layerCount * windowRows(c) * rowBytes + 2 * 2 * c.contextLength * rowBytes;
 }
 
 /** Where one layer's attention reads and its new keys and values are written, for one batch. */
@@ -182,7 +192,7 @@ export class KVCache {
     this.residentTokens = spilling ? config.residentTokens! : contextLength;
     this.bytes = kvCacheBytes(config);
 
-    const windowBytes = this.residentTokens * this.rowBytes;
+    const windowBytes = windowRows(config) * this.rowBytes;
     const keys: number[] = [];
     const values: number[] = [];
     for (let l = 0; l < layerCount; l++) {
@@ -300,28 +310,42 @@ export class KVCache {
     }
   }
 
-  /** Layer `layer` is done with the batch: when spilling, its rows go back to the window and the file. */
+  /**
+   * Layer `layer` is done with the batch: when spilling, its new rows join its window and the rows
+   * leaving memory after this batch are written to the file. Nothing held so far is overwritten, so a
+   * batch that fails before endChunk() leaves the cache as it was.
+   */
   commitLayer(layer: number, rows: KVLayerRows): void {
     if (!this.spill) return;
-    const end = this.length + this.batch;
+    const pos = this.length, end = pos + this.batch;
     const from = this.spilled, to = this.nextSpilled;
+    const mem = this.arena.bytes();
     for (const [kind, src, window] of [[0, rows.k, this.keys[layer]!], [1, rows.v, this.values[layer]!]] as const) {
       this.spill.write(layer, kind as KVKind, from, to - from, src + from * this.rowBytes);
-      this.arena.bytes().copyWithin(window, src + to * this.rowBytes, src + end * this.rowBytes);
+      mem.copyWithin(window + (pos - from) * this.rowBytes, src + pos * this.rowBytes, src + end * this.rowBytes);
     }
     const st = this.stagingOf(layer);
     // The staging area now holds this layer's file rows [0, to) as they are in the file.
     if (st.layer === layer) st.rows = to;
   }
 
-  /** The batch went through every layer: its tokens are now held. */
+  /** The batch went through every layer: its tokens are now held, and spilled blocks leave the windows. */
   endChunk(tokens: readonly number[]): void {
     for (const t of tokens) this.tokens.push(t);
-    if (this.spill) {
-      this.spilled = this.nextSpilled;
-      // Start reading layer 0 for the next batch now.
-      this.prefetchInto(0);
+    if (!this.spill) return;
+    const shift = this.nextSpilled - this.spilled;
+    if (shift > 0) {
+      const mem = this.arena.bytes();
+      const keep = (this.length - this.nextSpilled) * this.rowBytes;
+      const at = shift * this.rowBytes;
+      for (let l = 0; l < this.layerCount; l++) {
+        mem.copyWithin(this.keys[l]!, this.keys[l]! + at, this.keys[l]! + at + keep);
+        mem.copyWithin(this.values[l]!, this.values[l]! + at, this.values[l]! + at + keep);
+      }
     }
+    this.spilled = this.nextSpilled;
+    // Start reading layer 0 for the next batch now.
+    this.prefetchInto(0);
   }
 
   /** Deletes the spill file and stops its reader. The cache cannot be used afterwards. */

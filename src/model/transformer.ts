@@ -10,7 +10,9 @@ import { SerialExecutor } from '../parallel/executor.js';
 import type { Executor, MatmulJob } from '../parallel/executor.js';
 import type { HParams } from './hparams.js';
 import type { KVCache } from './kv-cache.js';
-import type { MatrixWeight, ModelWeights } from './weights.js';
+import type { LayerWeights, MatrixWeight, ModelWeights } from './weights.js';
+import type { DiskEmbeddings } from '../memory/embeddings.js';
+import type { LayerPager } from '../memory/layer-pager.js';
 import { rowToF32 } from './weights.js';
 
 /** Activation formats a matmul input may need converting to (F32 inputs are used as they are). */
@@ -71,6 +73,14 @@ export function createRunState(arena: Arena, hp: HParams, maxBatch: number, cont
 
 export type LogitsWanted = 'none' | 'last' | 'all';
 
+/** What the forward pass reads from storage as it goes (both absent: everything is resident). */
+export interface StreamingWeights {
+  /** Reads the matrices of streamed layers into layer slots, ahead of use. */
+  readonly pager?: LayerPager<LayerWeights>;
+  /** Reads token embedding rows (when token_embd is not resident). */
+  readonly embeddings?: DiskEmbeddings;
+}
+
 export class Transformer {
   /** Runs the heavy kernels (matmuls, attention, norms, conversions), on one thread or several. */
   readonly executor: Executor;
@@ -87,11 +97,18 @@ export class Transformer {
     readonly state: RunState,
     /** Runs the heavy kernels split across worker threads; by default all on this thread. */
     executor?: Executor,
+    /** Streamed layers and disk embeddings, when the weights are not all resident. */
+    readonly streaming: StreamingWeights = {},
   ) {
     this.executor = executor ?? new SerialExecutor(kernels);
     this.qDim = hp.headCount * hp.headDim;
     this.kvDim = hp.headCountKV * hp.headDim;
     this.attnScale = 1 / Math.sqrt(hp.headDim);
+  }
+
+  /** True when a forward pass reads from storage (streamed layers or embedding rows). */
+  get streams(): boolean {
+    return this.streaming.pager !== undefined || this.streaming.embeddings !== undefined;
   }
 
   /**
@@ -119,23 +136,97 @@ export class Transformer {
     return all ?? last;
   }
 
+  /**
+   * forward() with every read from storage awaited: streamed layers are read ahead of use (the next
+   * layer's read runs while this one computes) and embedding rows read in one batch. Gives the same
+   * logits as forward(), bit for bit. Returns once no read is pending, so forward() may follow.
+   */
+  async forwardAsync(tokens: readonly number[], want: LogitsWanted): Promise<Float32Array | undefined> {
+    this.kv.checkRoom(tokens.length);
+    const vocab = this.hp.vocabSize;
+    for (const t of tokens) {
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new RangeError(`token id ${t} is outside the vocabulary of ${vocab}`);
+    }
+    const { pager } = this.streaming;
+    const all = want === 'all' ? new Float32Array(tokens.length * vocab) : undefined;
+    let last: Float32Array | undefined;
+    try {
+      for (let start = 0; start < tokens.length; start += this.state.maxBatch) {
+        const chunk = tokens.slice(start, start + this.state.maxBatch);
+        const isLastChunk = start + chunk.length === tokens.length;
+        if (this.streaming.embeddings) await this.streaming.embeddings.embed(chunk, this.state.x);
+        else this.embedResident(chunk);
+        const pos0 = this.beginChunk(chunk.length);
+        for (let l = 0; l < this.weights.layers.length; l++) {
+          const resident = this.weights.layers[l];
+          if (resident) {
+            this.layer(l, resident, chunk.length, pos0);
+            continue;
+          }
+          const L = await pager!.acquire(l);
+          try {
+            this.layer(l, L, chunk.length, pos0);
+          } finally {
+            pager!.release(l);
+          }
+        }
+        this.kv.endChunk(chunk);
+        if (want === 'all') this.projectLogits(0, chunk.length, all!, start * vocab);
+        else if (want === 'last' && isLastChunk) {
+          last = new Float32Array(vocab);
+          this.projectLogits(chunk.length - 1, 1, last, 0);
+        }
+      }
+    } finally {
+      await pager?.settle();
+    }
+    return all ?? last;
+  }
+
   /** One batch of at most maxBatch tokens through every layer; leaves the residual stream in state.x. */
   private forwardChunk(tokens: readonly number[]): void {
-    const { hp, kernels: k, state: s, weights: w, kv, executor: ex } = this;
-    const n = tokens.length;
-    const embd = hp.embeddingLength;
-    const pos0 = kv.length;
-
-    const emb = w.tokenEmbd;
-    for (let t = 0; t < n; t++) {
-      rowToF32(k, emb, tokens[t]!, s.x + t * embd * 4);
-    }
-    const positions = this.arena.i32(s.positions, n);
-    for (let t = 0; t < n; t++) positions[t] = pos0 + t;
-    const freqFactors = w.ropeFreqFactors?.ptr ?? 0;
-
+    const { weights: w } = this;
+    const { pager, embeddings } = this.streaming;
+    if (embeddings) embeddings.embedSync(tokens, this.state.x);
+    else this.embedResident(tokens);
+    const pos0 = this.beginChunk(tokens.length);
     for (let l = 0; l < w.layers.length; l++) {
-      const L = w.layers[l]!;
+      const resident = w.layers[l];
+      if (resident) {
+        this.layer(l, resident, tokens.length, pos0);
+        continue;
+      }
+      const L = pager!.acquireSync(l);
+      try {
+        this.layer(l, L, tokens.length, pos0);
+      } finally {
+        pager!.release(l, false);
+      }
+    }
+    this.kv.endChunk(tokens);
+  }
+
+  /** Rows of the resident embedding matrix into state.x. */
+  private embedResident(tokens: readonly number[]): void {
+    const emb = this.weights.tokenEmbd!;
+    const embd = this.hp.embeddingLength;
+    for (let t = 0; t < tokens.length; t++) rowToF32(this.kernels, emb, tokens[t]!, this.state.x + t * embd * 4);
+  }
+
+  /** Writes the positions of a chunk of n tokens; returns the first. */
+  private beginChunk(n: number): number {
+    const pos0 = this.kv.length;
+    const positions = this.arena.i32(this.state.positions, n);
+    for (let t = 0; t < n; t++) positions[t] = pos0 + t;
+    return pos0;
+  }
+
+  /** Layer l on the n tokens of the chunk starting at position pos0 (residual stream in state.x). */
+  private layer(l: number, L: LayerWeights, n: number, pos0: number): void {
+    const { hp, kernels: k, state: s, weights: w, kv, executor: ex } = this;
+    const embd = hp.embeddingLength;
+    const freqFactors = w.ropeFreqFactors?.ptr ?? 0;
+    {
       // Attention: the new keys and values land in f32 rows (their cache rows, for an all-resident f32
       // cache), get biases and RoPE there, and are then stored in the cache's precision.
       const kvRows = kv.beginLayer(l, n);
@@ -166,7 +257,6 @@ export class Transformer {
       this.matmuls(s.gate, n, [[L.ffnDown, s.branch]]);
       ex.addRows(s.x, s.branch, n * embd);
     }
-    kv.endChunk(tokens);
   }
 
   /** Final norm and output projection of rows [first, first+count) of the last chunk into `dst`. */
@@ -210,7 +300,9 @@ export class Transformer {
    * first layer, reading the (zeroed) activation scratch and writing into the gate buffer.
    */
   calibrationJob(): MatmulJob {
-    const L = this.weights.layers[0]!;
+    // A streamed first layer is read into a slot for this (the slot keeps it for the first pass).
+    const L = this.weights.layers.find((x) => x !== undefined) ?? this.streaming.pager!.acquireSync(0);
+    if (!this.weights.layers[0] && this.streaming.pager) this.streaming.pager.release(0, false);
     const w = L.ffnUp;
     const kernel = matmulKernelFor(w.type);
     const x = kernel.activationType === GGMLType.F32 ? this.state.xNorm : this.state.activations.get(kernel.activationType)!;
