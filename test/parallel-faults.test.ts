@@ -119,7 +119,7 @@ describe('worker faults', () => {
   it('a pool whose workers cannot start rejects with the reason', async () => {
     const module = (await compileKernelVariant('scalar'))!;
     await expect(
-      WorkerPool.start({ workers: 2, module, memory: createSharedMemory(), kernelNames: ['matmulF32', 'noSuchKernel'], spinIterations: 0 }),
+      WorkerPool.start({ workers: 2, module, memory: createSharedMemory(), kernelNames: ['matmulF32', 'noSuchKernel'], spinMicros: 0 }),
     ).rejects.toThrow(/no export "noSuchKernel"/);
   });
 });

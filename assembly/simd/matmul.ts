@@ -525,12 +525,19 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
   return v128.and(i8x16.eq(v128.and(H, mask), mask), i8x16.splat(0x10));
 }
 
-/** Exact min term of a Q4_K/Q5_K block for one token: sum_j m_j (bsums_2j + bsums_2j+1). */
+/**
+ * One token's finish of a Q4_K/Q5_K block: a + (dy * d) * f32(isum) - (dy * dmin) * f32(msum), the
+ * scalar twin's float steps, with isum the lanes of ia summed and msum = sum_j m_j (bsums_2j +
+ * bsums_2j+1) from mA/mB (i16 lanes m0 m0 m1 m1 .. m3 m3 and m4 m4 .. m7 m7). Both sums exact.
+ */
 // @ts-ignore: decorator
-@inline function minSum(xb: usize, mA: v128, mB: v128): i32 {
-  const pairsA = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 260));
-  const pairsB = i32x4.extadd_pairwise_i16x8_s(v128.load(xb + 276));
-  return hsumI32(i32x4.add(i32x4.mul(pairsA, mA), i32x4.mul(pairsB, mB)));
+@inline function finishK45(a: f32, ia: v128, xb: usize, mA: v128, mB: v128, d: f32, dmin: f32): f32 {
+  const m = i32x4.add(i32x4.dot_i16x8_s(v128.load(xb + 260), mA), i32x4.dot_i16x8_s(v128.load(xb + 276), mB));
+  // lane 0: isum, lane 2: msum
+  const u = i32x4.add(i32x4.shuffle(ia, m, 0, 1, 4, 5), i32x4.shuffle(ia, m, 2, 3, 6, 7));
+  const v = i32x4.add(u, i32x4.shuffle(u, u, 1, 0, 3, 2));
+  const dy = load<f32>(xb);
+  return a + (dy * d * <f32>i32x4.extract_lane(v, 0) - dy * dmin * <f32>i32x4.extract_lane(v, 2));
 }
 
 /**
@@ -586,12 +593,14 @@ export function simdMatmulQ3_K(w: usize, x: usize, out: usize, cols: i32, rows: 
         mB = i32x4.replace_lane(mB, 1, scaleMinK4(sc, 5) >> 8);
         mB = i32x4.replace_lane(mB, 2, scaleMinK4(sc, 6) >> 8);
         mB = i32x4.replace_lane(mB, 3, scaleMinK4(sc, 7) >> 8);
+        // each min (0..63) in both i16 halves of its lane, to meet bsums 2j and 2j+1 in one i16 dot
+        mA = v128.or(mA, i32x4.shl(mA, 16));
+        mB = v128.or(mB, i32x4.shl(mB, 16));
         const d = loadF16(wb), dmin = loadF16(wb + 2);
-        let dy = load<f32>(x0 + xo);
-        a0 += dy * d * <f32>hsumI32(i0) - dy * dmin * <f32>minSum(x0 + xo, mA, mB);
-        if (nt > 1) { dy = load<f32>(x1 + xo); a1 += dy * d * <f32>hsumI32(i1) - dy * dmin * <f32>minSum(x1 + xo, mA, mB); }
-        if (nt > 2) { dy = load<f32>(x2 + xo); a2 += dy * d * <f32>hsumI32(i2) - dy * dmin * <f32>minSum(x2 + xo, mA, mB); }
-        if (nt > 3) { dy = load<f32>(x3 + xo); a3 += dy * d * <f32>hsumI32(i3) - dy * dmin * <f32>minSum(x3 + xo, mA, mB); }
+        a0 = finishK45(a0, i0, x0 + xo, mA, mB, d, dmin);
+        if (nt > 1) a1 = finishK45(a1, i1, x1 + xo, mA, mB, d, dmin);
+        if (nt > 2) a2 = finishK45(a2, i2, x2 + xo, mA, mB, d, dmin);
+        if (nt > 3) a3 = finishK45(a3, i3, x3 + xo, mA, mB, d, dmin);
       }
       storeScalarTile(out, rows, r, t0, nt, a0, a1, a2, a3);
     }

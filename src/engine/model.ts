@@ -1,6 +1,7 @@
 // The public model object: loadModel() wires storage → GGUF → weights in wasm memory → transformer,
 // and Model offers tokenize/detokenize/evaluate/generate/complete over one KV cache, reusing the cached
-// prefix when a new prompt starts with tokens already processed.
+// prefix when a new prompt starts with tokens already processed. Under a memory budget it plans which
+// layers stay resident (memory/budget.ts), and it opens or builds the packed-weight cache.
 import { readGGUF } from '../gguf/reader.js';
 import type { GGUFFile } from '../gguf/types.js';
 import type { HParams } from '../model/hparams.js';

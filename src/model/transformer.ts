@@ -1,7 +1,9 @@
 // The llama / qwen2 transformer graph: embeddings, then per layer RMSNorm → q/k/v (+bias for qwen2) →
 // RoPE → causal grouped-query attention over the KV cache → output projection → residual, RMSNorm →
 // SwiGLU FFN → residual; final RMSNorm and the output projection to logits. A batch of tokens goes
-// through as matrices (prefill); one token is the same path with nTok = 1 (decode).
+// through as matrices (prefill); one token is the same path with nTok = 1 (decode). When weights are
+// not all resident, forwardAsync() awaits streamed layers (read ahead of use) and embedding rows from
+// storage; forward() stays synchronous and reads what is missing with synchronous reads.
 import { GGMLType, rowBytes } from '../quant/formats.js';
 import type { KernelExports } from '../runtime/kernel-exports.js';
 import { matmulKernelFor } from '../runtime/kernel-table.js';

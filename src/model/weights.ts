@@ -1,7 +1,10 @@
 // Model weights: finds every tensor the llama/qwen2 graph needs (by name, through tensor-names.ts),
 // checks its shape and type, and reads its bytes from storage into the "weights" region of wasm memory.
 // Matrices of a type with a packed layout (quant/formats.ts) are repacked there once, at load, into the
-// layout their matmul reads; the file bytes pass through scratch memory on the way.
+// layout their matmul reads; the file bytes pass through scratch memory on the way (or the packed
+// bytes come ready from the packed-weight cache). What a memory plan leaves in storage is not loaded:
+// token_embd's rows (read per token) and the matrices of streamed layers (read into layer slots by
+// the pager createLayerPager builds).
 import type { GGUFFile, GGUFTensorInfo } from '../gguf/types.js';
 import { GGMLType, TYPE_TRAITS } from '../quant/formats.js';
 import type { PackedLayout } from '../quant/formats.js';

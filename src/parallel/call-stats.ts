@@ -8,7 +8,8 @@
 /** The kinds of executor calls, one per Executor method (a matmul group counts once). */
 export const CALL_KINDS = ['matmul', 'attention', 'norm', 'convert', 'swiglu', 'add'] as const;
 export type CallKind = (typeof CALL_KINDS)[number];
-const KIND_INDEX: Readonly<Record<CallKind, number>> = { matmul: 0, attention: 1, norm: 2, convert: 3, swiglu: 4, add: 5 };
+/** Each kind's index in CALL_KINDS. */
+export const KIND_INDEX: Readonly<Record<CallKind, number>> = { matmul: 0, attention: 1, norm: 2, convert: 3, swiglu: 4, add: 5 };
 
 export interface CallKindStats {
   /** Executor calls of this kind: serialCalls + splitCalls. */

@@ -18,6 +18,8 @@
 //   [8]   TEST_TARGET  test hook: participant that must fail on its next dispatch (0 = none)
 //   [9]   TEST_KIND    test hook: TEST_THROW | TEST_EXIT | TEST_HANG
 //   [10]  FAULT_CLAIM  the first failing thread claims it (compareExchange 0 → p) before writing a report
+//   [11]  SPIN_US      microseconds a worker keeps polling GENERATION after a dispatch before it sleeps
+//                      in Atomics.wait (read by the workers after each dispatch; 0 = sleep at once)
 //   [16 + 4p + 0]  STATE of participant p: STARTING | READY | GONE
 //   [16 + 4p + 1]  SLOWDOWN percent (test hook: extra spin after each job, as a share of its own time)
 //   [OPS + 12o + f]  op o (o < MAX_OPS), field f:
@@ -27,6 +29,8 @@
 //                               advanced by start * STRIDEk bytes (rows of tokens, runs of elements)
 //          2 RANGE_ARG   3 SCRATCH_ARG (-1 = none; advanced by p * SCRATCH_STRIDE bytes)   4 SCRATCH_STRIDE
 //          5 PTR0  6 STRIDE0  7 PTR1  8 STRIDE1  9 PTR2  10 STRIDE2
+//          11 COUNT_SCALE  MODE_COUNT: the count written is (end - start) × this (units of several
+//                          elements, e.g. one quantization block, whose bytes are no whole multiple)
 //   [RANGES + 2(o * MAX_PARTICIPANTS + p) + {0,1}]  [start, end) of participant p in op o (empty: end <= start)
 //
 //   Float64Array f64 over the same buffer, from byte F64_BYTE_OFFSET:
@@ -66,6 +70,7 @@ export const CONTROL_LAYOUT = {
   TEST_TARGET: 8,
   TEST_KIND: 9,
   FAULT_CLAIM: 10,
+  SPIN_US: 11,
 
   PARTICIPANTS: 16,
   PARTICIPANT_INTS: 4,
@@ -81,6 +86,7 @@ export const CONTROL_LAYOUT = {
   OP_SCRATCH_STRIDE: 4,
   OP_PTR0: 5, // PTRk at OP_PTR0 + 2k, STRIDEk at OP_PTR0 + 2k + 1
   OP_PTR_COUNT: 3,
+  OP_COUNT_SCALE: 11,
 
   RANGES,
   MAX_PARTICIPANTS,
@@ -148,9 +154,10 @@ export class ControlBlock {
 
   /**
    * Writes op `o`: a kernel run over per-participant [start, end) given as a count (at countArg) and
-   * pointers advanced by start × stride bytes. `ptrs` holds up to three [argIndex, strideBytes] pairs.
+   * pointers advanced by start × stride bytes. `ptrs` holds up to three [argIndex, strideBytes] pairs;
+   * the count written is (end - start) × countScale.
    */
-  setCountOp(o: number, kernel: number, countArg: number, ptrs: readonly (readonly [number, number])[]): void {
+  setCountOp(o: number, kernel: number, countArg: number, ptrs: readonly (readonly [number, number])[], countScale = 1): void {
     const b = L.OPS + o * L.OP_INTS;
     const i = this.i32;
     i[b + L.OP_KERNEL] = kernel;
@@ -158,6 +165,7 @@ export class ControlBlock {
     i[b + L.OP_RANGE_ARG] = countArg;
     i[b + L.OP_SCRATCH_ARG] = -1;
     i[b + L.OP_SCRATCH_STRIDE] = 0;
+    i[b + L.OP_COUNT_SCALE] = countScale;
     for (let k = 0; k < L.OP_PTR_COUNT; k++) {
       const p = ptrs[k];
       i[b + L.OP_PTR0 + 2 * k] = p ? p[0] : -1;
@@ -181,6 +189,11 @@ export class ControlBlock {
 
   participantState(p: number): number {
     return Atomics.load(this.i32, L.PARTICIPANTS + p * L.PARTICIPANT_INTS + L.P_STATE);
+  }
+
+  /** How long workers poll for the next dispatch before sleeping, in microseconds. */
+  setSpinMicros(us: number): void {
+    Atomics.store(this.i32, L.SPIN_US, us);
   }
 
   setSlowdownPercent(p: number, percent: number): void {

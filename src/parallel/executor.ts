@@ -67,7 +67,10 @@ export interface ExecutorStats {
    * coordinator's own share, its wait at the barrier and every thread's kernel time (call-stats.ts).
    */
   readonly calls: CallStatsByKind;
-  /** Measured cost of starting and joining the workers once, in milliseconds. */
+  /**
+   * Estimated cost of starting and joining the workers once, in milliseconds: measured at start-up,
+   * then followed from the split calls (barrier-cost.ts).
+   */
   readonly barrierMs: number;
   /** Current fraction of a split each participant gets (0 = the coordinator). */
   readonly shares: readonly number[];
@@ -190,13 +193,18 @@ export interface ParallelOptions {
   balance?: 'throughput' | 'even';
   /**
    * A call runs on the coordinator alone when it would take it less than this many milliseconds
-   * (default: three measured barrier costs). 0 splits every call, however small.
+   * (by the calibrated matmul speed). Default: three barrier costs as currently estimated, judged
+   * by the coordinator's own measured speed on that kind of call. 0 splits every call, however small.
    */
   minParallelMs?: number;
   /** A dispatch whose workers neither finish nor report a failure within this time fails (default 60 s). */
   stallTimeoutMs?: number;
-  /** Atomics.load polls before a waiting thread sleeps (default 2000). */
-  spinIterations?: number;
+  /**
+   * Microseconds a waiting thread (a worker between dispatches, the coordinator at the barrier) polls
+   * before it sleeps in Atomics.wait (default 1000): longer than the gaps between one forward pass's
+   * kernel calls, so they do not each pay a wake-up; 0 sleeps at once.
+   */
+  spinMicros?: number;
   /** Test hook: worker `participant` spins (factor - 1) times its own job time after every job. */
   testSlowdown?: { readonly participant: number; readonly factor: number };
 }

@@ -4,7 +4,10 @@
 // dist/ (copied by the build): it knows no layout numbers of its own, they all come from
 // workerData.layout (control-block.ts).
 import { workerData } from 'node:worker_threads';
-import { kernelFunctions, runShare } from './run-share.js';
+import { kernelFunctions, runShare, spinPoll, SPIN_CHANGED, SPIN_PREEMPTED } from './run-share.js';
+
+/** The poll budget grows back from a preemption by this much (ms) per dispatch caught polling. */
+const MIN_BUDGET_MS = 0.02;
 
 /**
  * piscina's task: serve dispatches as participant `task.participant` until QUIT (resolves "quit").
@@ -12,7 +15,7 @@ import { kernelFunctions, runShare } from './run-share.js';
  * with the cause; process.exit() inside the worker is reported by the exit handler.
  */
 export default function serve(task) {
-  const { module, memory, control, layout: L, kernelNames, spinIterations } = workerData;
+  const { module, memory, control, layout: L, kernelNames } = workerData;
   const p = task.participant;
   const i32 = new Int32Array(control, 0, L.F64_BYTE_OFFSET / 4);
   const f64 = new Float64Array(control, L.F64_BYTE_OFFSET, L.MAX_OPS * L.MAX_ARGS + L.MAX_PARTICIPANTS);
@@ -47,15 +50,27 @@ export default function serve(task) {
   const fns = kernelFunctions(new WebAssembly.Instance(module, { env: { memory } }).exports, kernelNames);
   const args = new Float64Array(L.MAX_ARGS);
   let seen = Atomics.load(i32, L.GENERATION);
+  let budget = Atomics.load(i32, L.SPIN_US) / 1000;
   Atomics.store(i32, stateAt, L.STATE_READY);
   Atomics.add(i32, L.READY_COUNT, 1);
   Atomics.notify(i32, L.READY_COUNT);
 
   try {
     for (;;) {
-      // Spin a little first: the next dispatch usually follows within microseconds during a step.
+      // Poll for a while first: during a forward pass the next dispatch follows within microseconds
+      // to a few hundred (the coordinator's own small calls, JavaScript between kernels), and waking
+      // from Atomics.wait costs 50-200 µs. The poll is bounded by time, not by a count of loads whose
+      // speed varies, and after it the worker sleeps, so an idle model burns no core. When the clock
+      // jumps between two polls the thread was descheduled: the cores are oversubscribed, and
+      // polling would only take time from the coordinator, so it sleeps at once and polls less next
+      // time (spinPoll).
       let g = Atomics.load(i32, L.GENERATION);
-      for (let s = 0; g === seen && s < spinIterations; s++) g = Atomics.load(i32, L.GENERATION);
+      if (g === seen) {
+        const limit = Atomics.load(i32, L.SPIN_US) / 1000;
+        const r = spinPoll(i32, L.GENERATION, seen, Math.min(budget, limit));
+        g = Atomics.load(i32, L.GENERATION);
+        budget = r === SPIN_PREEMPTED ? budget / 2 : r === SPIN_CHANGED ? Math.min(limit, budget * 2 + MIN_BUDGET_MS) : budget;
+      }
       while (g === seen) {
         Atomics.wait(i32, L.GENERATION, seen);
         g = Atomics.load(i32, L.GENERATION);

@@ -2,22 +2,26 @@
 // a matmul, heads of attention, tokens of a norm or conversion, aligned runs of elements), writes them
 // into the control block, wakes the workers with one notify, runs its own share, and joins them at a
 // barrier. Shares follow each thread's measured throughput; calls too small to repay the barrier run on
-// the coordinator alone. A worker that throws, exits or stalls fails the call with the cause, and the
-// pool is rebuilt in the background while calls run on the coordinator alone meanwhile.
+// the coordinator alone, judged by the coordinator's own speed on that kind of call and the barrier
+// cost as split calls keep measuring it. Between dispatches workers poll for a while before sleeping,
+// so the calls of one forward pass do not each pay a wake-up. A worker that throws, exits or stalls
+// fails the call with the cause, and the pool is rebuilt in the background while calls run on the
+// coordinator alone meanwhile.
 //
 // The coordinator blocks in Atomics.wait, which Node allows on its main thread and browsers allow in
 // workers (where the browser port runs the engine); nothing here needs to be the process's main thread.
 import type { SelectedKernels } from '../runtime/kernels.js';
-import { CallStats } from './call-stats.js';
+import { BARRIER_MIN_MS, BarrierCost } from './barrier-cost.js';
+import { CALL_KINDS, CallStats, KIND_INDEX } from './call-stats.js';
 import type { CallKind } from './call-stats.js';
 import { CONTROL_LAYOUT as L, MAX_OPS, MAX_PARTICIPANTS } from './control-block.js';
 import type { AttentionJob, ConverterKernelName, Executor, ExecutorStats, MatmulJob, MatmulKernelName, ParallelOptions } from './executor.js';
 import { SerialExecutor } from './executor.js';
-import { kernelFunctions, runShare } from './run-share.js';
+import { kernelFunctions, runShare, spinPoll, SPIN_CHANGED, SPIN_PREEMPTED } from './run-share.js';
 import type { KernelFunction } from './run-share.js';
 import { ELEMENT_ALIGN, ROW_ALIGN, partitionRange } from './partition.js';
 import { WorkerPool } from './pool.js';
-import { ThroughputModel } from './throughput.js';
+import { KindSpeeds, ThroughputModel } from './throughput.js';
 
 const MATMUL_KERNELS: readonly MatmulKernelName[] = [
   'matmulF32', 'matmulF16', 'matmulBF16', 'matmulQ4_0', 'matmulQ4_1', 'matmulQ5_0', 'matmulQ5_1',
@@ -30,9 +34,25 @@ const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KER
 /** How long one Atomics.wait of the coordinator lasts before it looks at the clock again. */
 const WAIT_SLICE_MS = 50;
 const DEFAULT_STALL_TIMEOUT_MS = 60_000;
-const DEFAULT_SPIN_ITERATIONS = 2000;
+/**
+ * How long a waiting thread polls before it sleeps: longer than the gaps between the kernel calls of
+ * one forward pass (the coordinator's unsplit calls and JavaScript between them, tens to hundreds of
+ * µs), short enough that workers sleep soon after generation stops.
+ */
+const DEFAULT_SPIN_MICROS = 1000;
+/** The join's poll budget grows back from a preemption by this much (ms) per join that polled to the end. */
+const MIN_JOIN_BUDGET_MS = 0.02;
 /** A split must be expected to save this many barrier costs. */
 const BARRIER_MARGIN = 3;
+/**
+ * Of the calls judged too small only because of the current barrier estimate, every this-many-th is
+ * split anyway, so that an estimate inflated by a bad spell keeps getting measurements to come down.
+ */
+const PROBE_EVERY = 64;
+/** Units of a single-row conversion split: one block of the activation format (16 f32 for F16/BF16). */
+const CONVERT_BLOCK: Readonly<Record<ConverterKernelName, number>> = {
+  quantizeRowsQ8_0: 32, quantizeRowsQ8_1: 32, quantizeRowsQ8_K: 256, convertRowsF16: 16, convertRowsBF16: 16,
+};
 
 /** A worker thread threw, exited, or stopped answering during a kernel call. */
 export class WorkerFaultError extends Error {
@@ -59,14 +79,19 @@ export class ParallelExecutor implements Executor {
   private readonly fns: KernelFunction[];
   private readonly kernelIds: ReadonlyMap<string, number>;
   private readonly throughput: ThroughputModel;
+  /** The coordinator's own speed per kind of call, for the decision to split. */
+  private readonly kindSpeeds = new KindSpeeds(CALL_KINDS.length);
+  private barrier = new BarrierCost(0);
+  private probeCountdown = PROBE_EVERY;
   /** Per-participant weights of the split being written, and the work units each got. */
   private readonly weights: Float64Array;
   private readonly work: Float64Array;
   private readonly args = new Float64Array(L.MAX_ARGS);
   private readonly balance: 'throughput' | 'even';
   private readonly stallTimeoutMs: number;
-  private readonly spinIterations: number;
-  private barrierMs = 0;
+  private readonly spinMicros: number;
+  /** How long the next join polls before sleeping (ms): up to spinMicros, halved on preemption. */
+  private joinBudgetMs: number;
   private parallelCalls = 0;
   private faults = 0;
   private lastFault: Error | undefined;
@@ -88,12 +113,13 @@ export class ParallelExecutor implements Executor {
       throw new RangeError(`parallel.balance must be "throughput" or "even", got ${String(options.balance)}`);
     }
     if (options.stallTimeoutMs !== undefined && !(options.stallTimeoutMs > 0)) throw new RangeError(`parallel.stallTimeoutMs must be positive, got ${options.stallTimeoutMs}`);
-    if (options.spinIterations !== undefined && !(Number.isInteger(options.spinIterations) && options.spinIterations >= 0)) {
-      throw new RangeError(`parallel.spinIterations must be a non-negative integer, got ${options.spinIterations}`);
+    if (options.spinMicros !== undefined && !(Number.isInteger(options.spinMicros) && options.spinMicros >= 0 && options.spinMicros <= 1_000_000)) {
+      throw new RangeError(`parallel.spinMicros must be an integer from 0 to 1000000, got ${options.spinMicros}`);
     }
     this.balance = options.balance ?? 'throughput';
     this.stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
-    this.spinIterations = options.spinIterations ?? DEFAULT_SPIN_ITERATIONS;
+    this.spinMicros = options.spinMicros ?? DEFAULT_SPIN_MICROS;
+    this.joinBudgetMs = this.spinMicros / 1000;
   }
 
   /** Starts threads - 1 workers and measures the barrier. */
@@ -104,7 +130,7 @@ export class ParallelExecutor implements Executor {
     const ex = new ParallelExecutor(kernels, memory, threads, options);
     ex.pool = await ex.startPool();
     try {
-      ex.barrierMs = ex.measureBarrier(ex.pool);
+      ex.barrier = new BarrierCost(ex.measureBarrier(ex.pool));
     } catch (e) {
       await ex.close();
       throw e;
@@ -118,7 +144,7 @@ export class ParallelExecutor implements Executor {
       module: this.kernels.module,
       memory: this.memory,
       kernelNames: DISPATCH_KERNELS,
-      spinIterations: this.spinIterations,
+      spinMicros: this.spinMicros,
     });
     const slow = this.options.testSlowdown;
     if (slow && slow.participant >= 1 && slow.participant < this.threads) {
@@ -132,8 +158,12 @@ export class ParallelExecutor implements Executor {
   matmuls(jobs: readonly MatmulJob[]): void {
     let total = 0;
     for (const j of jobs) total += j.rows * j.cols * j.nTok;
-    const pool = jobs.length <= MAX_OPS && this.worthSplitting(total) ? this.activePool() : undefined;
-    if (!pool) return this.serial.matmuls(jobs);
+    const pool = jobs.length <= MAX_OPS && this.worthSplitting('matmul', total) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.matmuls(jobs);
+      return this.timedAlone('matmul', total, t0);
+    }
     const b = pool.block;
     const n = pool.workers + 1;
     this.setWeights(n, n);
@@ -152,8 +182,12 @@ export class ParallelExecutor implements Executor {
   attention(j: AttentionJob): void {
     // q·k and the weighted sum of v: two multiply-adds per key position, head element and query.
     const work = 2 * j.nHeads * j.headDim * j.nTok * (j.pos0 + (j.nTok + 1) / 2);
-    const pool = j.nHeads > 1 && j.scratchSlots > 1 && this.worthSplitting(work) ? this.activePool() : undefined;
-    if (!pool) return this.serial.attention(j);
+    const pool = j.nHeads > 1 && j.scratchSlots > 1 && this.worthSplitting('attention', work) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.attention(j);
+      return this.timedAlone('attention', work, t0);
+    }
     const b = pool.block;
     const n = pool.workers + 1;
     // Each participant needs its own scratch slot, so at most scratchSlots of them take part.
@@ -161,44 +195,82 @@ export class ParallelExecutor implements Executor {
     b.setRangeOp(0, this.kernelIds.get(j.kernel ?? 'attention')!, 12, 11, j.scratchStride);
     this.setArgs(b, 0, j.q, j.k, j.v, j.out, j.nTok, j.nHeads, j.nKVHeads, j.headDim, j.kvStride, j.pos0, j.scale, j.scratch);
     partitionRange(j.nHeads, this.weights, n, 1, b.i32, b.rangeBase(0));
+    this.work.fill(0);
+    this.work[0] = (work * (b.i32[b.rangeBase(0) + 1]! - b.i32[b.rangeBase(0)]!)) / j.nHeads;
     this.run(pool, 1, false, 'attention');
   }
 
   convertRows(kernel: ConverterKernelName, x: number, dst: number, cols: number, nTok: number, dstRowBytes: number): void {
-    const pool = nTok > 1 && this.worthSplitting(2 * cols * nTok) ? this.activePool() : undefined;
-    if (!pool) return this.serial.convertRows(kernel, x, dst, cols, nTok);
+    const work = 2 * cols * nTok;
+    // One token is split by blocks of its activation format (each block is quantized on its own).
+    const block = CONVERT_BLOCK[kernel];
+    const blocks = cols / block;
+    const blockBytes = dstRowBytes / blocks;
+    const splittable = nTok > 1 || (Number.isInteger(blocks) && blocks >= 2 && Number.isInteger(blockBytes));
+    const pool = splittable && this.worthSplitting('convert', work) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.convertRows(kernel, x, dst, cols, nTok);
+      return this.timedAlone('convert', work, t0);
+    }
     const b = pool.block;
-    b.setCountOp(0, this.kernelIds.get(kernel)!, 3, [[0, cols * 4], [1, dstRowBytes]]);
     this.setArgs(b, 0, x, dst, cols, nTok);
-    this.splitCount(pool, nTok, 1, 'convert');
+    if (nTok > 1) {
+      b.setCountOp(0, this.kernelIds.get(kernel)!, 3, [[0, cols * 4], [1, dstRowBytes]]);
+      this.splitCount(pool, nTok, 1, 'convert', 2 * cols);
+    } else {
+      b.setCountOp(0, this.kernelIds.get(kernel)!, 2, [[0, block * 4], [1, blockBytes]], block);
+      this.splitCount(pool, blocks, 1, 'convert', 2 * block);
+    }
   }
 
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void {
-    const pool = nTok > 1 && this.worthSplitting(2 * cols * nTok) ? this.activePool() : undefined;
-    if (!pool) return this.serial.rmsNorm(x, weight, out, cols, nTok, eps);
+    const work = 2 * cols * nTok;
+    const pool = nTok > 1 && this.worthSplitting('norm', work) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.rmsNorm(x, weight, out, cols, nTok, eps);
+      return this.timedAlone('norm', work, t0);
+    }
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get('rmsNorm')!, 4, [[0, cols * 4], [2, cols * 4]]);
     this.setArgs(b, 0, x, weight, out, cols, nTok, eps);
-    this.splitCount(pool, nTok, 1, 'norm');
+    this.splitCount(pool, nTok, 1, 'norm', 2 * cols);
   }
 
   siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {
-    // Split by whole rows only: the kernel's numerics depend on a value's place in its row.
-    const pool = nTok > 1 && this.worthSplitting(4 * cols * nTok) ? this.activePool() : undefined;
-    if (!pool) return this.serial.siluMulRows(gate, up, out, cols, nTok);
+    // Several tokens split by rows; one token by runs of ELEMENT_ALIGN values, which the kernel's
+    // vector body computes exactly as in the whole row (only the row's last cols % 16 values take its
+    // scalar tail, and they stay in the last run).
+    const work = 4 * cols * nTok;
+    const pool = (nTok > 1 || cols >= 2 * ELEMENT_ALIGN) && this.worthSplitting('swiglu', work) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.siluMulRows(gate, up, out, cols, nTok);
+      return this.timedAlone('swiglu', work, t0);
+    }
     const b = pool.block;
-    b.setCountOp(0, this.kernelIds.get('siluMulRows')!, 4, [[0, cols * 4], [1, cols * 4], [2, cols * 4]]);
     this.setArgs(b, 0, gate, up, out, cols, nTok);
-    this.splitCount(pool, nTok, 1, 'swiglu');
+    if (nTok > 1) {
+      b.setCountOp(0, this.kernelIds.get('siluMulRows')!, 4, [[0, cols * 4], [1, cols * 4], [2, cols * 4]]);
+      this.splitCount(pool, nTok, 1, 'swiglu', 4 * cols);
+    } else {
+      b.setCountOp(0, this.kernelIds.get('siluMulRows')!, 3, [[0, 4], [1, 4], [2, 4]]);
+      this.splitCount(pool, cols, ELEMENT_ALIGN, 'swiglu', 4);
+    }
   }
 
   addRows(dst: number, src: number, n: number): void {
-    const pool = n >= 2 * ELEMENT_ALIGN && this.worthSplitting(n) ? this.activePool() : undefined;
-    if (!pool) return this.serial.addRows(dst, src, n);
+    const pool = n >= 2 * ELEMENT_ALIGN && this.worthSplitting('add', n) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.addRows(dst, src, n);
+      return this.timedAlone('add', n, t0);
+    }
     const b = pool.block;
     b.setCountOp(0, this.kernelIds.get('addRows')!, 2, [[0, 4], [1, 4]]);
     this.setArgs(b, 0, dst, src, n);
-    this.splitCount(pool, n, ELEMENT_ALIGN, 'add');
+    this.splitCount(pool, n, ELEMENT_ALIGN, 'add', 1);
   }
 
   /**
@@ -226,6 +298,7 @@ export class ParallelExecutor implements Executor {
       }
     }
     for (let p = 0; p < n; p++) this.throughput.set(p, workSum[p]!, msSum[p]!);
+    this.kindSpeeds.observe(KIND_INDEX.matmul, workSum[0]!, msSum[0]!);
   }
 
   // ---- splitting and dispatch ----
@@ -251,16 +324,35 @@ export class ParallelExecutor implements Executor {
     for (let p = 0; p < n; p++) this.weights[p] = p >= active ? 0 : this.balance === 'even' ? 1 : this.throughput.speeds[p]!;
   }
 
-  private splitCount(pool: WorkerPool, total: number, align: number, kind: CallKind): void {
+  /** Splits op 0 over `total` units of `unitWork` work each and runs it. */
+  private splitCount(pool: WorkerPool, total: number, align: number, kind: CallKind, unitWork: number): void {
     const n = pool.workers + 1;
+    const b = pool.block;
     this.setWeights(n, n);
-    partitionRange(total, this.weights, n, align, pool.block.i32, pool.block.rangeBase(0));
+    partitionRange(total, this.weights, n, align, b.i32, b.rangeBase(0));
+    this.work.fill(0);
+    this.work[0] = (b.i32[b.rangeBase(0) + 1]! - b.i32[b.rangeBase(0)]!) * unitWork;
     this.run(pool, 1, false, kind);
   }
 
-  private worthSplitting(work: number): boolean {
-    const min = this.options.minParallelMs ?? BARRIER_MARGIN * this.barrierMs;
-    return min <= 0 || this.throughput.soloMs(work) >= min;
+  /** Whether a call of `kind` and `work` units is expected to finish sooner split than alone. */
+  private worthSplitting(kind: CallKind, work: number): boolean {
+    const fixed = this.options.minParallelMs;
+    if (fixed !== undefined) return fixed <= 0 || this.throughput.soloMs(work) >= fixed;
+    const solo = this.kindSpeeds.soloMs(KIND_INDEX[kind], work, this.throughput);
+    if (solo >= BARRIER_MARGIN * this.barrier.ms) return true;
+    // Too small for the current estimate, but worth it were the barrier at its floor: now and then
+    // split anyway, to measure the barrier again.
+    if (solo >= BARRIER_MARGIN * BARRIER_MIN_MS && --this.probeCountdown <= 0) {
+      this.probeCountdown = PROBE_EVERY;
+      return true;
+    }
+    return false;
+  }
+
+  /** A call of `kind` ran on the coordinator alone from t0: its time teaches that kind's speed. */
+  private timedAlone(kind: CallKind, work: number, t0: number): void {
+    this.kindSpeeds.observe(KIND_INDEX[kind], work, performance.now() - t0);
   }
 
   /** The pool, or undefined while there is none (closed, or rebuilding after a failure). */
@@ -307,7 +399,14 @@ export class ParallelExecutor implements Executor {
     }
     if (ownError !== undefined) throw ownError;
     this.parallelCalls++;
-    if (kind !== undefined) this.callStats.split(kind, jobs, tWake, t0, t1, performance.now(), pool.workers + 1, b.f64, L.ELAPSED);
+    if (kind !== undefined) {
+      const t2 = performance.now();
+      this.callStats.split(kind, jobs, tWake, t0, t1, t2, pool.workers + 1, b.f64, L.ELAPSED);
+      let slowest = 0;
+      for (let p = 0; p <= pool.workers; p++) slowest = Math.max(slowest, b.elapsed(p));
+      this.barrier.observe(t2 - tWake - slowest);
+      this.kindSpeeds.observe(KIND_INDEX[kind], this.work[0]!, t1 - t0);
+    }
     if (learn) {
       for (let p = 0; p <= pool.workers; p++) this.throughput.observe(p, this.work[p]!, b.elapsed(p));
     }
@@ -318,7 +417,18 @@ export class ParallelExecutor implements Executor {
     const b = pool.block;
     const i = b.i32;
     let pending = Atomics.load(i, L.PENDING);
-    for (let s = 0; pending !== 0 && s < this.spinIterations; s++) pending = Atomics.load(i, L.PENDING);
+    if (pending !== 0) {
+      // Poll (the workers usually finish within microseconds of us), unless that proved to steal
+      // the core from them: then sleep at once and poll less next time, as the workers do.
+      const limit = this.spinMicros / 1000;
+      const until = performance.now() + Math.min(this.joinBudgetMs, limit);
+      let r: number = SPIN_CHANGED;
+      while (pending !== 0 && r === SPIN_CHANGED) {
+        r = spinPoll(i, L.PENDING, pending, until - performance.now());
+        pending = Atomics.load(i, L.PENDING);
+      }
+      this.joinBudgetMs = r === SPIN_PREEMPTED ? this.joinBudgetMs / 2 : pending === 0 ? Math.min(limit, this.joinBudgetMs * 2 + MIN_JOIN_BUDGET_MS) : this.joinBudgetMs;
+    }
     const deadline = performance.now() + this.stallTimeoutMs;
     while (pending !== 0) {
       Atomics.wait(i, L.PENDING, pending, WAIT_SLICE_MS);
@@ -394,7 +504,7 @@ export class ParallelExecutor implements Executor {
       parallelCalls: this.parallelCalls,
       serialCalls: this.serial.stats().serialCalls,
       calls: this.callStats.snapshot(),
-      barrierMs: this.barrierMs,
+      barrierMs: this.barrier.ms,
       shares,
       faults: this.faults,
       lastFault: this.lastFault,

@@ -16,8 +16,8 @@ export interface WorkerPoolOptions {
   readonly memory: WebAssembly.Memory;
   /** Kernel exports the dispatches may name, by index. */
   readonly kernelNames: readonly string[];
-  /** Atomics.load polls a worker makes before it sleeps in Atomics.wait. */
-  readonly spinIterations: number;
+  /** Microseconds a worker polls for the next dispatch before it sleeps in Atomics.wait. */
+  readonly spinMicros: number;
 }
 
 export class WorkerPool {
@@ -34,6 +34,7 @@ export class WorkerPool {
   /** Starts the workers and resolves once every one of them waits for work. */
   static async start(options: WorkerPoolOptions): Promise<WorkerPool> {
     const block = new ControlBlock();
+    block.setSpinMicros(options.spinMicros);
     const piscina = new Piscina({
       filename: fileURLToPath(new URL('./kernel-worker.js', import.meta.url)),
       minThreads: options.workers,
@@ -47,7 +48,6 @@ export class WorkerPool {
         control: block.buffer,
         layout: L,
         kernelNames: options.kernelNames,
-        spinIterations: options.spinIterations,
       },
     });
     const pool = new WorkerPool(block, options.workers, piscina);

@@ -25,7 +25,7 @@ export function runShare(fns, i32, f64, L, p, args) {
       const sa = i32[ob + L.OP_SCRATCH_ARG];
       if (sa >= 0) args[sa] += p * i32[ob + L.OP_SCRATCH_STRIDE];
     } else {
-      args[at] = end - start;
+      args[at] = (end - start) * i32[ob + L.OP_COUNT_SCALE];
       for (let k = 0; k < L.OP_PTR_COUNT; k++) {
         const pa = i32[ob + L.OP_PTR0 + 2 * k];
         if (pa >= 0) args[pa] += start * i32[ob + L.OP_PTR0 + 2 * k + 1];
@@ -43,4 +43,31 @@ export function kernelFunctions(exports, names) {
     if (typeof fn !== 'function') throw new Error(`the kernel module has no export "${name}"`);
     return fn;
   });
+}
+
+/** spinPoll results: the value changed, the time ran out, or the thread was descheduled meanwhile. */
+export const SPIN_CHANGED = 0;
+export const SPIN_TIMEOUT = 1;
+export const SPIN_PREEMPTED = 2;
+/** Clock gap between two polls (ms) that means the thread lost its core meanwhile. */
+const PREEMPTED_GAP_MS = 0.05;
+
+/**
+ * Polls i32[index] while it equals `value`, for at most `ms` milliseconds; reads the clock every 64
+ * loads. Returns SPIN_CHANGED, SPIN_TIMEOUT, or SPIN_PREEMPTED when two clock reads lie further apart
+ * than a run of 64 loads can take on a core of its own.
+ */
+export function spinPoll(i32, index, value, ms) {
+  if (!(ms > 0)) return Atomics.load(i32, index) === value ? SPIN_TIMEOUT : SPIN_CHANGED;
+  let last = performance.now();
+  const until = last + ms;
+  for (let s = 1; ; s++) {
+    if (Atomics.load(i32, index) !== value) return SPIN_CHANGED;
+    if ((s & 63) === 0) {
+      const now = performance.now();
+      if (now - last > PREEMPTED_GAP_MS) return SPIN_PREEMPTED;
+      if (now >= until) return SPIN_TIMEOUT;
+      last = now;
+    }
+  }
 }

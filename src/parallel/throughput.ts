@@ -44,3 +44,37 @@ export class ThroughputModel {
     return Array.from(this.speeds, (s) => s / sum);
   }
 }
+
+/**
+ * The coordinator's own speed per kind of call (work units per millisecond, each kind counting its
+ * units its own way), from calls it ran alone and from its share of split calls: a SwiGLU or a
+ * conversion moves far fewer multiply-adds per millisecond than a matmul, so deciding whether such a
+ * call repays a split by the matmul's speed would misjudge it. A kind never timed yet falls back to
+ * `fallback` (the calibrated matmul speed).
+ */
+export class KindSpeeds {
+  private readonly speeds: Float64Array;
+  private readonly seen: Uint8Array;
+
+  constructor(kinds: number) {
+    this.speeds = new Float64Array(kinds);
+    this.seen = new Uint8Array(kinds);
+  }
+
+  /** Folds one timing in: the coordinator did `work` units of kind k in `ms` milliseconds. */
+  observe(k: number, work: number, ms: number): void {
+    // Calls of a couple of microseconds still time usefully with performance.now()'s resolution in
+    // Node (sub-microsecond); below that the clock pair itself dominates.
+    if (!(work > 0) || !(ms >= KIND_MIN_MS)) return;
+    const speed = work / ms;
+    this.speeds[k] = this.seen[k] ? this.speeds[k]! * (1 - EMA_ALPHA) + speed * EMA_ALPHA : speed;
+    this.seen[k] = 1;
+  }
+
+  /** Milliseconds the coordinator alone would need for `work` units of kind k. */
+  soloMs(k: number, work: number, fallback: ThroughputModel): number {
+    return this.seen[k] ? work / this.speeds[k]! : fallback.soloMs(work);
+  }
+}
+
+const KIND_MIN_MS = 0.002;
