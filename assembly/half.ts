@@ -1,16 +1,22 @@
 // Scalar conversions between f32 and the 16-bit float formats (IEEE half, bfloat16), shared by the
 // scalar twins and the SIMD kernels: both must read and write the same bits.
 
-const TWO_POW_112: f32 = reinterpret<f32>(0x77800000); // 2^112: rebias of the f16 exponent
-
 /** IEEE half bits to f32, exact for every input (subnormals, infinities, NaN). */
 // @ts-ignore: decorator
 @inline export function f16ToF32(h: u32): f32 {
-  // Placing the 15 magnitude bits under the f32 exponent and multiplying by 2^112 rebias the exponent
-  // and normalise subnormals in one exact step; only exponent 31 (inf/NaN) needs its own bits.
-  const mag = (h & 0x7fff) << 13;
-  let bits = reinterpret<u32>(reinterpret<f32>(mag) * TWO_POW_112);
-  if ((h & 0x7c00) == 0x7c00) bits = 0x7f800000 | mag;
+  // Integer steps only: a float multiply by 2^112 would rebias in one step, but its operand is an f32
+  // subnormal for every subnormal half, and x86 takes a slow microcode assist on those (k-quant block
+  // scales of real models are often subnormal halves, so that assist came once per block).
+  const exp = h & 0x7c00, man = h & 0x3ff;
+  let bits: u32;
+  if (exp == 0x7c00) bits = 0x7f800000 | (man << 13);
+  else if (exp != 0) bits = ((exp + 0x1c000) << 13) | (man << 13);
+  else if (man == 0) bits = 0;
+  else {
+    // man * 2^-24: move its leading bit to the implicit position (lz: its distance below bit 9)
+    const lz = clz<u32>(man) - 22;
+    bits = ((112 - lz) << 23) | (((man << (lz + 1)) & 0x3ff) << 13);
+  }
   return reinterpret<f32>(bits | ((h & 0x8000) << 16));
 }
 

@@ -38,13 +38,19 @@ import { fmaExactF64 } from '../ref/fma';
   return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(isum), f32x4.splat(scale)));
 }
 
-/** Four IEEE half values (one per u32 lane) to f32, exact; the lane form of half.ts's f16ToF32. */
+/**
+ * Four IEEE half values (one per u32 lane) to f32, exact; the lane form of half.ts's f16ToF32. Normal
+ * halves are rebiased in integers, subnormal ones converted from their integer significand and scaled
+ * by 2^-24 (a normal product): no f32 subnormal operand, on which x86 takes a slow microcode assist.
+ */
 // @ts-ignore: decorator
 @inline export function halfLanesToF32(h: v128): v128 {
   const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  const scaled = f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000)));
-  const infNan = i32x4.eq(v128.and(h, i32x4.splat(0x7c00)), i32x4.splat(0x7c00));
-  const f = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), scaled, infNan);
+  const exp = v128.and(h, i32x4.splat(0x7c00));
+  const normal = i32x4.add(mag, i32x4.splat(112 << 23));
+  const sub = f32x4.mul(f32x4.convert_i32x4_u(v128.and(h, i32x4.splat(0x3ff))), f32x4.splat(reinterpret<f32>(0x33800000)));
+  let f = v128.bitselect(sub, normal, i32x4.eq(exp, i32x4.splat(0)));
+  f = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), f, i32x4.eq(exp, i32x4.splat(0x7c00)));
   return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
 }
 
