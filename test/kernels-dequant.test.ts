@@ -34,6 +34,34 @@ describe('dequantizeRow', async () => {
     }
   });
 
+  it('widens every one of the 65536 halves exactly, scalar (f16ToF32) and in SIMD lanes (halfLanesToF32), in every build', () => {
+    // The engine's own Float16Array is the reference. The lane form is reached through matmulF16: row h
+    // holds half h then zeros, against x = [1, 0, ...], so each output is the half's value itself.
+    const all = new Uint16Array(65536).map((_, h) => h);
+    const want = new Float32Array(new Float16Array(all.buffer));
+    const cols = 64, rows = 65536;
+    const one = new Uint16Array(cols);
+    one[0] = 0x3c00;
+    for (const { variant, k } of bench.builds) {
+      bench.reset();
+      const src = bench.alloc(2 * rows), dst = bench.alloc(4 * rows);
+      bench.u16(src, rows).set(all);
+      expect(k.dequantizeRow(GGMLType.F16, src, dst, rows)).toBe(0);
+      const scalar = bench.f32(dst, rows).slice();
+      const w = bench.alloc(2 * rows * cols), x = bench.alloc(2 * cols), out = bench.alloc(4 * rows);
+      const wv = bench.u16(w, rows * cols);
+      wv.fill(0);
+      for (let h = 0; h < rows; h++) wv[h * cols] = h;
+      bench.u16(x, cols).set(one);
+      k.matmulF16(w, x, out, cols, rows, 1, 0, rows);
+      const lanes = bench.f32(out, rows);
+      for (let h = 0; h < rows; h++) {
+        const ok = Number.isNaN(want[h]) ? Number.isNaN(scalar[h]) && Number.isNaN(lanes[h]) : Object.is(scalar[h], want[h]) && lanes[h] === want[h];
+        if (!ok) expect(`${variant} half 0x${h.toString(16)}: ${scalar[h]} / ${lanes[h]}`).toBe(`${want[h]}`);
+      }
+    }
+  });
+
   it('returns -1 for types it cannot dequantize', () => {
     for (const t of [GGMLType.IQ2_XXS, GGMLType.IQ4_NL, GGMLType.TQ1_0, 99]) {
       expect(bench.scalar.dequantizeRow(t, 0, 0, 0)).toBe(-1);

@@ -20,6 +20,13 @@
 //   [10]  FAULT_CLAIM  the first failing thread claims it (compareExchange 0 → p) before writing a report
 //   [11]  SPIN_US      microseconds a worker keeps polling GENERATION after a dispatch before it sleeps
 //                      in Atomics.wait (read by the workers after each dispatch; 0 = sleep at once)
+//   [12]  SLEEPERS     workers asleep (or about to be) in Atomics.wait on GENERATION: the coordinator
+//                      notifies only when it is not 0 (a notify costs a system call, and waking a
+//                      thread under load can cost the waker its core)
+//   [13]  JOIN_ASLEEP  1 while the coordinator sleeps (or is about to) on PENDING: workers notify only then
+//   Either flag is raised before the Atomics.wait that checks the awaited value, and read after the
+//   other side's Atomics change of that value; with sequentially consistent atomics at least one of
+//   the two sees the other, so no wake-up is lost.
 //   [16 + 4p + 0]  STATE of participant p: STARTING | READY | GONE
 //   [16 + 4p + 1]  SLOWDOWN percent (test hook: extra spin after each job, as a share of its own time)
 //   [OPS + 12o + f]  op o (o < MAX_OPS), field f:
@@ -71,6 +78,8 @@ export const CONTROL_LAYOUT = {
   TEST_KIND: 9,
   FAULT_CLAIM: 10,
   SPIN_US: 11,
+  SLEEPERS: 12,
+  JOIN_ASLEEP: 13,
 
   PARTICIPANTS: 16,
   PARTICIPANT_INTS: 4,

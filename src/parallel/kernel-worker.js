@@ -6,7 +6,7 @@
 import { workerData } from 'node:worker_threads';
 import { kernelFunctions, runShare, spinPoll, SPIN_CHANGED, SPIN_PREEMPTED } from './run-share.js';
 
-/** The poll budget grows back from a preemption by this much (ms) per dispatch caught polling. */
+/** The poll budget grows back from a preemption by at least this much (ms) per poll not preempted. */
 const MIN_BUDGET_MS = 0.02;
 
 /**
@@ -36,7 +36,7 @@ export default function serve(task) {
   const finishJob = () => {
     inJob = false;
     Atomics.sub(i32, L.PENDING, 1);
-    Atomics.notify(i32, L.PENDING);
+    if (Atomics.load(i32, L.JOIN_ASLEEP) !== 0) Atomics.notify(i32, L.PENDING);
   };
   const onExit = (code) => {
     if (quitting) return;
@@ -69,10 +69,14 @@ export default function serve(task) {
         const limit = Atomics.load(i32, L.SPIN_US) / 1000;
         const r = spinPoll(i32, L.GENERATION, seen, Math.min(budget, limit));
         g = Atomics.load(i32, L.GENERATION);
-        budget = r === SPIN_PREEMPTED ? budget / 2 : r === SPIN_CHANGED ? Math.min(limit, budget * 2 + MIN_BUDGET_MS) : budget;
+        // Halve on a preemption; grow back fast when a dispatch was caught, slowly when the core
+        // stayed ours for the whole poll, so the budget recovers once the other load is gone.
+        budget = r === SPIN_PREEMPTED ? budget / 2 : Math.min(limit, r === SPIN_CHANGED ? budget * 2 + MIN_BUDGET_MS : budget + MIN_BUDGET_MS);
       }
       while (g === seen) {
+        Atomics.add(i32, L.SLEEPERS, 1);
         Atomics.wait(i32, L.GENERATION, seen);
+        Atomics.sub(i32, L.SLEEPERS, 1);
         g = Atomics.load(i32, L.GENERATION);
       }
       seen = g;

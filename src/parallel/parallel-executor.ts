@@ -40,7 +40,7 @@ const DEFAULT_STALL_TIMEOUT_MS = 60_000;
  * µs), short enough that workers sleep soon after generation stops.
  */
 const DEFAULT_SPIN_MICROS = 1000;
-/** The join's poll budget grows back from a preemption by this much (ms) per join that polled to the end. */
+/** The join's poll budget grows back from a preemption by at least this much (ms) per join not preempted. */
 const MIN_JOIN_BUDGET_MS = 0.02;
 /** A split must be expected to save this many barrier costs. */
 const BARRIER_MARGIN = 3;
@@ -381,7 +381,7 @@ export class ParallelExecutor implements Executor {
     i[L.OP_COUNT] = opCount;
     Atomics.store(i, L.PENDING, pool.workers);
     Atomics.add(i, L.GENERATION, 1);
-    Atomics.notify(i, L.GENERATION);
+    if (Atomics.load(i, L.SLEEPERS) !== 0) Atomics.notify(i, L.GENERATION);
     let ownError: unknown;
     const t0 = performance.now();
     try {
@@ -427,11 +427,14 @@ export class ParallelExecutor implements Executor {
         r = spinPoll(i, L.PENDING, pending, until - performance.now());
         pending = Atomics.load(i, L.PENDING);
       }
-      this.joinBudgetMs = r === SPIN_PREEMPTED ? this.joinBudgetMs / 2 : pending === 0 ? Math.min(limit, this.joinBudgetMs * 2 + MIN_JOIN_BUDGET_MS) : this.joinBudgetMs;
+      const b = this.joinBudgetMs;
+      this.joinBudgetMs = r === SPIN_PREEMPTED ? b / 2 : Math.min(limit, pending === 0 ? b * 2 + MIN_JOIN_BUDGET_MS : b + MIN_JOIN_BUDGET_MS);
     }
     const deadline = performance.now() + this.stallTimeoutMs;
     while (pending !== 0) {
+      Atomics.store(i, L.JOIN_ASLEEP, 1);
       Atomics.wait(i, L.PENDING, pending, WAIT_SLICE_MS);
+      Atomics.store(i, L.JOIN_ASLEEP, 0);
       pending = Atomics.load(i, L.PENDING);
       if (pending !== 0 && performance.now() > deadline) {
         return new WorkerFaultError(`${pending} worker thread(s) did not finish a kernel call within ${this.stallTimeoutMs} ms`, 0, 'stalled');
