@@ -4,6 +4,7 @@
 import { createSharedMemory } from '../src/runtime/memory.js';
 import { compileKernelVariant, instantiateKernels, KERNEL_VARIANTS, type KernelVariant } from '../src/runtime/kernels.js';
 import type { KernelExports } from '../src/runtime/kernel-exports.js';
+import { prng } from './support/prng.js';
 
 export interface KernelBench {
   readonly memory: WebAssembly.Memory;
@@ -51,17 +52,8 @@ export async function kernelBench(): Promise<KernelBench> {
   };
 }
 
-/** mulberry32: a small seeded PRNG; uniform in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
+export { prng };
 
 /** Gaussian-ish values (sum of uniforms), mean 0, sd about `scale`. */
 export function randomF32(rand: () => number, n: number, scale = 1): Float32Array {

@@ -14,20 +14,10 @@ import {
   f32ToBF16,
   f32ToF16,
 } from '../src/quant/f16.js';
+import { prngU32 as rng } from './support/prng.js';
 
 const f16round = (Math as unknown as { f16round: (x: number) => number }).f16round;
 
-/** mulberry32: a small seeded PRNG, so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 function f32FromBits(bits: number): number {
   return new Float32Array(new Uint32Array([bits]).buffer)[0]!;

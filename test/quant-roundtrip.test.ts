@@ -7,18 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { dequantizeRow } from '../src/quant/dequantize.js';
 import { GGMLType, TYPE_TRAITS } from '../src/quant/formats.js';
 import { canQuantize, quantizeRow } from '../src/quant/quantize.js';
+import { prng as rng } from './support/prng.js';
 
-/** mulberry32 uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Gaussian-ish weights with a different scale per 32-weight block and some outliers. */
 function randomWeights(n: number, seed: number): Float32Array {

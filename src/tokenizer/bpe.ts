@@ -16,7 +16,7 @@ import { bytesToByteLevel, byteLevelCharToByte, byteLevelToBytes, byteUnicodeTab
 import { PreTokenizer, preTokenizerFamily } from './pre-tokenizers.js';
 import { TokenizerError, TokenType } from './tokenizer.js';
 import type { EncodeOptions, StreamingDecoder, Tokenizer } from './tokenizer.js';
-import { Utf8StreamDecoder } from './utf8-stream.js';
+import { Utf8StreamDecoder, decodeUtf8Pieces } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
 import { MergeHeap } from './merge-heap.js';
@@ -125,19 +125,11 @@ export class BpeTokenizer implements Tokenizer {
   decode(ids: readonly number[], options: { special?: boolean } = {}): string {
     const special = options.special ?? false;
     const parts: Uint8Array[] = [];
-    let total = 0;
     for (const id of ids) {
       const bytes = this.piece(id, special);
       parts.push(bytes);
-      total += bytes.length;
     }
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(all);
+    return decodeUtf8Pieces(parts);
   }
 
   tokenBytes(id: number): Uint8Array {

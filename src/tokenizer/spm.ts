@@ -3,7 +3,7 @@
 // <0xXX> byte tokens; special tokens are cut out of the text first; decoding reverses it.
 import { TokenizerError, TokenType } from './tokenizer.js';
 import type { EncodeOptions, StreamingDecoder, Tokenizer } from './tokenizer.js';
-import { Utf8StreamDecoder } from './utf8-stream.js';
+import { Utf8StreamDecoder, decodeUtf8Pieces } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
 import { MergeHeap } from './merge-heap.js';
@@ -102,20 +102,12 @@ export class SpmTokenizer implements Tokenizer {
   decode(ids: readonly number[], options: { special?: boolean } = {}): string {
     const special = options.special ?? false;
     const parts: Uint8Array[] = [];
-    let total = 0;
     for (let i = 0; i < ids.length; i++) {
       let bytes = this.piece(ids[i]!, special);
       if (i === 1 && this.stripsSpaceAfter(ids[0]!, special)) bytes = withoutLeadingSpace(bytes);
       parts.push(bytes);
-      total += bytes.length;
     }
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return new TextDecoder('utf-8', { ignoreBOM: true }).decode(all);
+    return decodeUtf8Pieces(parts);
   }
 
   tokenBytes(id: number): Uint8Array {

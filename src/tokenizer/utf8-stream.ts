@@ -14,3 +14,11 @@ export class Utf8StreamDecoder {
     return this.decoder.decode();
   }
 }
+
+/** Decodes the concatenation of several byte pieces as one UTF-8 text (characters may span pieces). */
+export function decodeUtf8Pieces(pieces: readonly Uint8Array[]): string {
+  const utf8 = new Utf8StreamDecoder();
+  let text = '';
+  for (const p of pieces) text += utf8.push(p);
+  return text + utf8.flush();
+}
