@@ -24,7 +24,7 @@ export interface ThreadProfile {
   /** Wall time of the phase the statistics cover, and the forward passes in it. */
   readonly wallMs: number;
   readonly forwardPasses: number;
-  /** The executor's measured cost of one empty dispatch (start-up). */
+  /** The executor's current estimate of one barrier (kept up to date from split calls). */
   readonly barrierMs: number;
   /** Wall time inside split calls; inside calls run by the coordinator alone; outside any executor call
    *  (JavaScript, rope, embedding rows, logits copies). */
@@ -93,7 +93,7 @@ export function formatThreadProfile(title: string, p: ThreadProfile): string {
     `thread time, ${title}, ${p.wallMs.toFixed(1)} ms over ${p.forwardPasses} forward pass${p.forwardPasses === 1 ? '' : 'es'}:`,
     `  split calls ${p.splitMs.toFixed(2)} ms (${share(p.splitMs, p.wallMs)}): waking workers ${p.wakeMs.toFixed(2)}, own share ${p.ownMs.toFixed(2)}, ` +
       `waiting at the barrier ${p.waitMs.toFixed(2)} ms (${share(p.waitMs, p.wallMs)} of the wall time); barrier overhead over the slowest thread ${p.barrierOverheadMs.toFixed(2)} ms ` +
-      `(empty dispatch ${(p.barrierMs * 1000).toFixed(1)} µs)`,
+      `(barrier estimate ${(p.barrierMs * 1000).toFixed(1)} µs)`,
     `  calls run alone on thread 0 ${p.serialMs.toFixed(2)} ms (${share(p.serialMs, p.wallMs)}); outside executor calls ${p.outsideMs.toFixed(2)} ms (${share(p.outsideMs, p.wallMs)})`,
     `  kernel time per thread: ${threads}; split imbalance (slowest over mean) ${(p.imbalance * 100).toFixed(1)}%`,
   ];
