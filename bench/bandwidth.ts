@@ -93,6 +93,7 @@ export interface ParallelBandwidthResult extends BandwidthResult {
 const GENERATION = 0; // bumped to start a round; QUIT_GENERATION ends the workers
 const PENDING = 1; // workers still reading this round
 const SINK = 2; // the workers' sums go here so their loads cannot be dropped
+const REPEATS = 3; // how many times each thread reads its part per round
 const PART = 4; // worker w reads [i32[PART + 2w], + i32[PART + 2w + 1]) bytes
 const QUIT = -1;
 
@@ -108,7 +109,7 @@ for (;;) {
   while (g === seen) { Atomics.wait(i, ${GENERATION}, seen); g = Atomics.load(i, ${GENERATION}); }
   seen = g;
   if (g === ${QUIT}) break;
-  Atomics.add(i, ${SINK}, probe.readSumI32(i[${PART} + 2 * w], i[${PART} + 2 * w + 1]));
+  for (let r = i[${REPEATS}]; r > 0; r--) Atomics.add(i, ${SINK}, probe.readSumI32(i[${PART} + 2 * w], i[${PART} + 2 * w + 1]));
   Atomics.sub(i, ${PENDING}, 1);
   Atomics.notify(i, ${PENDING});
 }
@@ -116,10 +117,11 @@ for (;;) {
 
 /**
  * Read bandwidth of `threads` threads reading disjoint parts of one buffer of `bytes` at once: each
- * round wakes the workers, reads the calling thread's part and waits for the others; the rate is the
- * whole buffer over the round's wall time (so the slowest thread sets it, as at the executor's barrier).
+ * round wakes the workers, reads the calling thread's part `repeats` times and waits for the others;
+ * the rate is the bytes read over the round's wall time (so the slowest thread sets it, as at the
+ * executor's barrier). Small buffers want many repeats, or waking a sleeping worker dominates a round.
  */
-export async function measureParallelReadBandwidth(bytes: number, threads: number, timeMs: number): Promise<ParallelBandwidthResult> {
+export async function measureParallelReadBandwidth(bytes: number, threads: number, timeMs: number, repeats = 1): Promise<ParallelBandwidthResult> {
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const module = buildProbe();
   const part = Math.floor(bytes / threads / 64) * 64;
@@ -128,6 +130,7 @@ export async function measureParallelReadBandwidth(bytes: number, threads: numbe
   const { memory, probe, base } = probeMemory(module, total);
   const control = new SharedArrayBuffer(64 + 8 * threads);
   const i = new Int32Array(control);
+  i[REPEATS] = repeats;
   const workers: Worker[] = [];
   try {
     for (let w = 1; w < threads; w++) {
@@ -147,7 +150,7 @@ export async function measureParallelReadBandwidth(bytes: number, threads: numbe
       Atomics.store(i, PENDING, threads - 1);
       Atomics.add(i, GENERATION, 1);
       Atomics.notify(i, GENERATION);
-      sink ^= probe.readSumI32(base, part);
+      for (let r = 0; r < repeats; r++) sink ^= probe.readSumI32(base, part);
       let pending = Atomics.load(i, PENDING);
       while (pending !== 0) {
         Atomics.wait(i, PENDING, pending, 1000);
@@ -163,12 +166,13 @@ export async function measureParallelReadBandwidth(bytes: number, threads: numbe
     if (sink === 0.5) console.log(sink); // keeps `sink` alive
     times.sort((a, b) => a - b);
     const median = times[times.length >> 1]!;
+    const read = total * repeats;
     return {
       threads,
       bytes: total,
-      gbPerSecond: total / (median * 1e6),
-      minGBps: total / (times[times.length - 1]! * 1e6),
-      maxGBps: total / (times[0]! * 1e6),
+      gbPerSecond: read / (median * 1e6),
+      minGBps: read / (times[times.length - 1]! * 1e6),
+      maxGBps: read / (times[0]! * 1e6),
       samples: times.length,
     };
   } finally {

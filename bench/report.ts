@@ -463,7 +463,7 @@ function multicoreLimitsSection(s: SuiteResults): string {
       facts.push(
         `a decode step makes ${splits.toFixed(0)} split calls; thread 0 waits ${ms2(p.waitMs / per)} ms at their barriers (${shareOf(p.waitMs, p.wallMs)} of the step) and runs ${ms2(p.serialMs / per)} ms of calls alone (${shareOf(p.serialMs, p.wallMs)}); ` +
           `kernel time per thread ${p.threadBusyMs.map((ms) => `${ms2(ms / per)} ms`).join(' / ')}, split imbalance ${pct(p.imbalance)}; the barriers cost ${ms2(p.barrierOverheadMs / per)} ms past the slowest thread; ` +
-          `an empty dispatch measured ${(p.barrierMs * 1000).toFixed(1)} µs at load, so only calls the coordinator would need ${(3 * p.barrierMs).toFixed(2)} ms for are split${unsplit(p)}`,
+          `the barrier estimate ended at ${(p.barrierMs * 1000).toFixed(1)} µs, so only calls the coordinator would need ${(3 * p.barrierMs).toFixed(2)} ms or more for are split${unsplit(p)}`,
       );
     }
     if (th?.pp && pp) {

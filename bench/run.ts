@@ -109,7 +109,8 @@ async function main(): Promise<number> {
   const coreCheck = async (when: string): Promise<CoreCheck> => {
     log(`in-cache read loop on ${threadCounts.join(', ')} threads (${when})`);
     const results: ParallelBandwidthResult[] = [];
-    for (const t of threadCounts) results.push(await measureParallelReadBandwidth(IN_CACHE_BYTES_PER_THREAD * t, t, quick ? 200 : 400));
+    // 64 reads of 1 MiB per round (a few ms) so that waking a sleeping worker does not dominate.
+    for (const t of threadCounts) results.push(await measureParallelReadBandwidth(IN_CACHE_BYTES_PER_THREAD * t, t, quick ? 200 : 400, 64));
     return { when, results };
   };
   const coreChecks: CoreCheck[] = threadCounts.length > 1 ? [await coreCheck('start')] : [];
