@@ -8,7 +8,7 @@ import type { ChatSession } from '../engine/chat.js';
 import { loadModel } from '../engine/model.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
-import { CliUsageError, describeError, numberOption } from './args.js';
+import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';
 import { memoryOptions } from './memory-options.js';
 import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { createProgress } from './progress.js';
@@ -24,6 +24,7 @@ const HELP = `usage: pocketllm chat -m model.gguf [options]
       --top-p P           nucleus sampling threshold (default 0.95; 1 = off)
       --min-p P           drop tokens below P x the top probability (default 0.05; 0 = off)
       --repeat-penalty R  penalty for repeating recent tokens (default 1.0 = off)
+      --repeat-last-n N   how many recent tokens the penalty looks at (default 64)
       --seed S            random seed (default: random)
       --ctx N             context length (default: min(model's, 4096))
   -t, --threads N         threads (default: all cores)
@@ -87,12 +88,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
         system: { type: 'string' },
         template: { type: 'string' },
         'n-predict': { type: 'string', short: 'n' },
-        temp: { type: 'string' },
-        'top-k': { type: 'string' },
-        'top-p': { type: 'string' },
-        'min-p': { type: 'string' },
-        'repeat-penalty': { type: 'string' },
-        seed: { type: 'string' },
+        ...SAMPLING_PARSE_OPTIONS,
         ctx: { type: 'string' },
         threads: { type: 'string', short: 't' },
         'memory-budget': { type: 'string' },
@@ -116,12 +112,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
     if (!args.model) throw new CliUsageError('missing -m model.gguf');
     const replyOptions = {
       maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 1 }) ?? 512,
-      temperature: numberOption(args.temp, '--temp', { min: 0 }),
-      topK: numberOption(args['top-k'], '--top-k', { integer: true, min: 0 }),
-      topP: numberOption(args['top-p'], '--top-p', { min: 0, max: 1 }),
-      minP: numberOption(args['min-p'], '--min-p', { min: 0, max: 1 }),
-      repeatPenalty: numberOption(args['repeat-penalty'], '--repeat-penalty', { min: 0 }),
-      seed: numberOption(args.seed, '--seed', { integer: true }),
+      ...samplingOptions(args),
     };
     const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
     const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });

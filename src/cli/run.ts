@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../engine/model.js';
 import { createProgress } from './progress.js';
-import { CliUsageError, describeError, numberOption } from './args.js';
+import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';
 import { memoryOptions } from './memory-options.js';
 import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { formatByteSize } from '../memory/byte-size.js';
@@ -43,13 +43,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         prompt: { type: 'string', short: 'p' },
         file: { type: 'string', short: 'f' },
         'n-predict': { type: 'string', short: 'n' },
-        temp: { type: 'string' },
-        'top-k': { type: 'string' },
-        'top-p': { type: 'string' },
-        'min-p': { type: 'string' },
-        'repeat-penalty': { type: 'string' },
-        'repeat-last-n': { type: 'string' },
-        seed: { type: 'string' },
+        ...SAMPLING_PARSE_OPTIONS,
         ctx: { type: 'string' },
         stop: { type: 'string', multiple: true },
         threads: { type: 'string', short: 't' },
@@ -80,13 +74,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     const kv = kvOptions(args['kv-cache'], args['kv-resident']);
     const options = {
       maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 0 }) ?? 128,
-      temperature: numberOption(args.temp, '--temp', { min: 0 }),
-      topK: numberOption(args['top-k'], '--top-k', { integer: true, min: 0 }),
-      topP: numberOption(args['top-p'], '--top-p', { min: 0, max: 1 }),
-      minP: numberOption(args['min-p'], '--min-p', { min: 0, max: 1 }),
-      repeatPenalty: numberOption(args['repeat-penalty'], '--repeat-penalty', { min: 0 }),
-      penaltyLastN: numberOption(args['repeat-last-n'], '--repeat-last-n', { integer: true, min: 0 }),
-      seed: numberOption(args.seed, '--seed', { integer: true }),
+      ...samplingOptions(args),
       stop: args.stop,
       parseSpecial: args.special ?? false,
     };
