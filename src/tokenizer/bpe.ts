@@ -20,10 +20,9 @@ import { Utf8StreamDecoder, decodeUtf8Pieces } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
 import { MergeHeap } from './merge-heap.js';
+import { TokenPieces } from './token-pieces.js';
 
 const utf8Encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
-const BYTE_TOKEN_RE = /^<0x([0-9A-Fa-f]{2})>$/;
 
 /** Words longer than this (in UTF-16 units) are merged every time rather than cached. */
 const MAX_CACHED_WORD = 256;
@@ -57,8 +56,8 @@ export class BpeTokenizer implements Tokenizer {
   private readonly specialsByFirstUnit: Map<number, SpecialMatch[]>;
   /** Token ids of each pre-tokenized word (raw text) seen so far. */
   private readonly wordCache = new Map<string, readonly number[]>();
-  /** Piece bytes per id as printed with special = true, filled on first use. */
-  private readonly pieceCache: (Uint8Array | undefined)[];
+  /** Bytes of each token, cached. */
+  private readonly pieces: TokenPieces;
 
   constructor(private readonly vocab: Vocab) {
     if (!vocab.merges) throw new TokenizerError('byte-level BPE vocabulary has no merges (metadata "tokenizer.ggml.merges" is missing)');
@@ -73,7 +72,7 @@ export class BpeTokenizer implements Tokenizer {
     this.addEos = vocab.addEos ?? false;
     this.preTokenizer = new PreTokenizer(family);
     this.ignoreMerges = family.ignoreMerges;
-    this.pieceCache = new Array<Uint8Array | undefined>(n);
+    this.pieces = new TokenPieces(vocab, byteLevelToBytes);
 
     this.ranks = new Map();
     const merges = vocab.merges;
@@ -126,18 +125,18 @@ export class BpeTokenizer implements Tokenizer {
     const special = options.special ?? false;
     const parts: Uint8Array[] = [];
     for (const id of ids) {
-      const bytes = this.piece(id, special);
+      const bytes = this.pieces.bytes(id, special);
       parts.push(bytes);
     }
     return decodeUtf8Pieces(parts);
   }
 
   tokenBytes(id: number): Uint8Array {
-    return this.piece(id, true);
+    return this.pieces.bytes(id, true);
   }
 
   tokenText(id: number): string {
-    this.checkId(id);
+    this.pieces.checkId(id);
     return this.vocab.tokens[id]!;
   }
 
@@ -145,7 +144,7 @@ export class BpeTokenizer implements Tokenizer {
     const special = options.special ?? false;
     const utf8 = new Utf8StreamDecoder();
     return {
-      push: (token: number): string => utf8.push(this.piece(token, special)),
+      push: (token: number): string => utf8.push(this.pieces.bytes(token, special)),
       flush: (): string => utf8.flush(),
     };
   }
@@ -246,45 +245,8 @@ export class BpeTokenizer implements Tokenizer {
     }
   }
 
-  /** Bytes of one token, following llama.cpp's token_to_piece for BPE vocabularies. */
-  private piece(id: number, special: boolean): Uint8Array {
-    this.checkId(id);
-    const type = tokenTypeOf(this.vocab, id);
-    if (!special && (type === TokenType.CONTROL || type === TokenType.UNKNOWN)) return EMPTY;
-    let bytes = this.pieceCache[id];
-    if (bytes === undefined) {
-      bytes = this.computePiece(id, type);
-      this.pieceCache[id] = bytes;
-    }
-    return bytes;
-  }
 
-  private computePiece(id: number, type: TokenType): Uint8Array {
-    const text = this.vocab.tokens[id]!;
-    switch (type) {
-      case TokenType.CONTROL:
-      case TokenType.UNKNOWN:
-      case TokenType.USER_DEFINED:
-        // Added tokens are stored as plain text, not byte-level text.
-        return utf8Encoder.encode(text);
-      case TokenType.NORMAL:
-        return byteLevelToBytes(text);
-      case TokenType.BYTE: {
-        const m = BYTE_TOKEN_RE.exec(text);
-        if (!m) throw new TokenizerError(`token ${id} is of type BYTE but its text ${JSON.stringify(text)} is not of the form <0xXX>`);
-        return Uint8Array.of(parseInt(m[1]!, 16));
-      }
-      default:
-        // UNUSED and UNDEFINED tokens print nothing, as in llama.cpp.
-        return EMPTY;
-    }
-  }
 
-  private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new TokenizerError(`token id ${id} is outside the vocabulary of ${this.vocabSize} tokens`);
-    }
-  }
 
   private requireSpecial(id: number | undefined, what: string): number {
     if (id === undefined) throw new TokenizerError(`this vocabulary has no ${what} token to add`);

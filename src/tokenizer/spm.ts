@@ -7,16 +7,15 @@ import { Utf8StreamDecoder, decodeUtf8Pieces } from './utf8-stream.js';
 import { tokenTypeOf } from './vocab.js';
 import type { Vocab } from './vocab.js';
 import { MergeHeap } from './merge-heap.js';
+import { TokenPieces } from './token-pieces.js';
 
 /** U+2581 LOWER ONE EIGHTH BLOCK: SentencePiece's visible stand-in for a space. */
 const SPACE_MARK = '\u2581';
 const SPACE_MARK_RE = /\u2581/g;
 const SPACE_RE = / /g;
 const SPACE_BYTE = 0x20;
-const BYTE_TOKEN_RE = /^<0x([0-9A-Fa-f]{2})>$/;
 
 const utf8Encoder = new TextEncoder();
-const EMPTY = new Uint8Array(0);
 
 /** A piece of the input after special tokens are cut out: raw text, or an already chosen token. */
 type Fragment = { readonly text: string } | { readonly token: number };
@@ -38,8 +37,8 @@ export class SpmTokenizer implements Tokenizer {
   /** Tokens cut out of the text before merging, longest text first: all of them / user-defined only. */
   private readonly specialsWhenParsing: readonly number[];
   private readonly specialsAlways: readonly number[];
-  /** Piece bytes per id for `special` = true, filled on first use. */
-  private readonly pieceCache: (Uint8Array | undefined)[];
+  /** Bytes of each token, cached. */
+  private readonly pieces: TokenPieces;
 
   constructor(private readonly vocab: Vocab) {
     const n = vocab.tokens.length;
@@ -51,7 +50,7 @@ export class SpmTokenizer implements Tokenizer {
     this.addEos = vocab.addEos ?? false;
     this.addSpacePrefix = vocab.addSpacePrefix ?? true;
     this.scores = vocab.scores ?? new Float32Array(n);
-    this.pieceCache = new Array<Uint8Array | undefined>(n);
+    this.pieces = new TokenPieces(vocab, (text) => utf8Encoder.encode(text.replace(SPACE_MARK_RE, ' ')));
 
     this.byteTokens = new Int32Array(256).fill(-1);
     for (let b = 0; b < 256; b++) {
@@ -103,7 +102,7 @@ export class SpmTokenizer implements Tokenizer {
     const special = options.special ?? false;
     const parts: Uint8Array[] = [];
     for (let i = 0; i < ids.length; i++) {
-      let bytes = this.piece(ids[i]!, special);
+      let bytes = this.pieces.bytes(ids[i]!, special);
       if (i === 1 && this.stripsSpaceAfter(ids[0]!, special)) bytes = withoutLeadingSpace(bytes);
       parts.push(bytes);
     }
@@ -111,11 +110,11 @@ export class SpmTokenizer implements Tokenizer {
   }
 
   tokenBytes(id: number): Uint8Array {
-    return this.piece(id, true);
+    return this.pieces.bytes(id, true);
   }
 
   tokenText(id: number): string {
-    this.checkId(id);
+    this.pieces.checkId(id);
     return this.vocab.tokens[id]!;
   }
 
@@ -126,7 +125,7 @@ export class SpmTokenizer implements Tokenizer {
     let first = -1;
     return {
       push: (token: number): string => {
-        let bytes = this.piece(token, special);
+        let bytes = this.pieces.bytes(token, special);
         if (index === 0) first = token;
         else if (index === 1 && this.stripsSpaceAfter(first, special)) bytes = withoutLeadingSpace(bytes);
         index++;
@@ -146,44 +145,8 @@ export class SpmTokenizer implements Tokenizer {
     return this.addSpacePrefix && !special && firstId === this.bos;
   }
 
-  /** Bytes of one token, following llama.cpp's token_to_piece for SentencePiece vocabularies. */
-  private piece(id: number, special: boolean): Uint8Array {
-    this.checkId(id);
-    const type = tokenTypeOf(this.vocab, id);
-    if (!special && (type === TokenType.CONTROL || type === TokenType.UNKNOWN)) return EMPTY;
-    let bytes = this.pieceCache[id];
-    if (bytes === undefined) {
-      bytes = this.computePiece(id, type);
-      this.pieceCache[id] = bytes;
-    }
-    return bytes;
-  }
 
-  private computePiece(id: number, type: TokenType): Uint8Array {
-    const text = this.vocab.tokens[id]!;
-    switch (type) {
-      case TokenType.CONTROL:
-      case TokenType.UNKNOWN:
-      case TokenType.USER_DEFINED:
-        return utf8Encoder.encode(text);
-      case TokenType.NORMAL:
-        return utf8Encoder.encode(text.replace(SPACE_MARK_RE, ' '));
-      case TokenType.BYTE: {
-        const m = BYTE_TOKEN_RE.exec(text);
-        if (!m) throw new TokenizerError(`token ${id} is of type BYTE but its text ${JSON.stringify(text)} is not of the form <0xXX>`);
-        return Uint8Array.of(parseInt(m[1]!, 16));
-      }
-      default:
-        // UNUSED and UNDEFINED tokens print nothing, as in llama.cpp.
-        return EMPTY;
-    }
-  }
 
-  private checkId(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new TokenizerError(`token id ${id} is outside the vocabulary of ${this.vocabSize} tokens`);
-    }
-  }
 
   private requireSpecial(id: number | undefined, what: string): number {
     if (id === undefined) throw new TokenizerError(`this vocabulary has no ${what} token to add`);
