@@ -1,6 +1,8 @@
 // pocketllm's public API.
-export { loadModel, Model, AbortError } from './engine/model.js';
-export type { LoadModelOptions, LoadProgressEvent, GenerateOptions, GeneratedPiece, Completion, GenerationStats, StopReason } from './engine/model.js';
+export { loadModel } from './engine/load.js';
+export { Model, AbortError } from './engine/model.js';
+export type { LoadModelOptions, LoadProgressEvent } from './engine/load.js';
+export type { GenerateOptions, GeneratedPiece, Completion, GenerationStats, StopReason } from './engine/model.js';
 export { readGGUF, readGGUFBytes } from './gguf/reader.js';
 export { writeGGUF, fileSink, memorySink, tensorFromStorage } from './gguf/writer.js';
 export { GGUFError, GGUFValueType, GGUF_CAPS } from './gguf/types.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatSession } from '../src/engine/chat.js';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import type { Completion, GeneratedPiece, GenerateOptions, Model } from '../src/engine/model.js';
 import { readGGUFBytes } from '../src/gguf/reader.js';
 import type { GGUFFile } from '../src/gguf/types.js';

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import { writeLlama3ChatModel } from './support/synth-model.js';
 
 const ROOT = join(import.meta.dirname, '..');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { synthCommand } from '../src/cli/synth.js';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import { captureOutput } from './support/capture.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pocketllm-synth-vocab-'));

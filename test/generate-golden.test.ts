@@ -1,7 +1,7 @@
 // Generation against llama.cpp: greedy tokens and text identical to the golden files, and the logits of
 // every position within 0.01 (F32 files) or 0.05 (F16 and quantized files), on every kernel build.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import type { Model } from '../src/engine/model.js';
 import { KERNEL_VARIANTS } from '../src/runtime/kernels.js';
 import { loadGolden, maxAbsDiff } from './support/golden.js';

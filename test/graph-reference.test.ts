@@ -3,7 +3,7 @@
 // q/k/v biases and tied embeddings for qwen2). F32 weights agree to rounding; quantized weights agree
 // within the error that 8-bit activation quantization adds.
 import { describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import { readGGUF } from '../src/gguf/reader.js';
 import { readHParams } from '../src/model/hparams.js';
 import { memoryStorage } from '../src/storage/memory.js';

@@ -7,8 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModel } from '../src/engine/model.js';
-import type { LoadModelOptions, Model } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
+import type { Model } from '../src/engine/model.js';
+import type { LoadModelOptions } from '../src/engine/load.js';
 import { GOLDEN, MODELS, loadGolden, maxAbsDiff } from './support/golden.js';
 
 const STORIES = join(MODELS, 'stories260K.gguf');

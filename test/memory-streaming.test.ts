@@ -6,8 +6,9 @@ import { copyFile, mkdtemp, readFile, rm, truncate, utimes, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
-import type { LoadModelOptions, Model } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
+import type { Model } from '../src/engine/model.js';
+import type { LoadModelOptions } from '../src/engine/load.js';
 import { fileSink } from '../src/gguf/writer.js';
 import { MemoryBudgetError } from '../src/memory/budget.js';
 import { packedCachePath } from '../src/memory/packed-cache.js';

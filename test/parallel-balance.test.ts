@@ -3,7 +3,7 @@
 // and the step beats an even split. Timing only decides the direction, retried a few times because
 // the machine has 2 cores and other processes.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import type { Model } from '../src/engine/model.js';
 import type { ModelShape } from '../src/synth/shapes.js';
 import { storageOf, synthBytes } from './parallel-synth.js';

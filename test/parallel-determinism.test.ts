@@ -3,8 +3,9 @@
 // paths, with every call split however small (minParallelMs 0). Against llama.cpp's golden logits
 // for the F32 and F16 files.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
-import type { LoadModelOptions, Model } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
+import type { Model } from '../src/engine/model.js';
+import type { LoadModelOptions } from '../src/engine/load.js';
 import type { Storage } from '../src/storage/storage.js';
 import { loadGolden, maxAbsDiff, MODELS } from './support/golden.js';
 import { storageOf, synthBytes } from './parallel-synth.js';

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
-import type { LoadModelOptions, Model } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
+import type { Model } from '../src/engine/model.js';
+import type { LoadModelOptions } from '../src/engine/load.js';
 import type { ParallelExecutor } from '../src/parallel/parallel-executor.js';
 import { WorkerFaultError } from '../src/parallel/parallel-executor.js';
 import { WorkerPool } from '../src/parallel/pool.js';
@@ -145,7 +146,7 @@ describe('closing', () => {
     const src = resolve(__dirname, '..', 'src');
     writeFileSync(
       script,
-      `import { loadModel } from ${JSON.stringify(join(src, 'engine', 'model.js'))};
+      `import { loadModel } from ${JSON.stringify(join(src, 'engine', 'load.js'))};
 const m = await loadModel(${JSON.stringify(g.model)}, { threads: 3, parallel: { minParallelMs: 0 } });
 m.evaluate([1, 403, 407]);
 (m.executor as any).injectFault(2, 'exit');

@@ -4,7 +4,7 @@
 // split rules say, and everything is zero again after resetStats(). Timings are only checked for
 // being there, never against thresholds.
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/engine/model.js';
+import { loadModel } from '../src/engine/load.js';
 import type { Model } from '../src/engine/model.js';
 import { readGGUF } from '../src/gguf/reader.js';
 import { metaNumber } from '../src/gguf/metadata.js';

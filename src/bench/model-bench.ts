@@ -3,7 +3,7 @@
 // tokens one at a time, r times each after one uncounted warm-up, and report tokens per second
 // (median and range), load time, memory by region and the process's resident set.
 import type { Model } from '../engine/model.js';
-import { loadModel } from '../engine/model.js';
+import { loadModel } from '../engine/load.js';
 import type { KVPrecision } from '../model/kv-cache.js';
 import { TYPE_TRAITS } from '../quant/formats.js';
 import type { WeightMemoryReport } from '../memory/report.js';

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { ChatSession } from '../engine/chat.js';
-import { loadModel } from '../engine/model.js';
+import { loadModel } from '../engine/load.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
 import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';

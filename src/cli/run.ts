@@ -2,7 +2,7 @@
 // statistics to stderr.
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../engine/model.js';
+import { loadModel } from '../engine/load.js';
 import { createProgress } from './progress.js';
 import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';
 import { memoryOptions } from './memory-options.js';
