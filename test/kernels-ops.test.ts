@@ -13,6 +13,7 @@
 //   attention vs f64: 1e-5 * max|v|; simd vs scalar: bit-identical (q.k in the same four-lane order)
 import { describe, expect, it } from 'vitest';
 import { kernelBench, maxAbsDiff, prng, randomF32 } from './kernels-harness.js';
+import { attentionF64 } from './support/attention-reference.js';
 
 const fr = Math.fround;
 
@@ -194,26 +195,7 @@ describe('attention', async () => {
     vc.fill(NaN, (pos0 + nTok) * kvStride);
     const vmax = Math.max(...vc.subarray(0, (pos0 + nTok) * kvStride).map(Math.abs));
 
-    const want = new Float64Array(nTok * qRow);
-    for (let t = 0; t < nTok; t++) {
-      for (let h = 0; h < nHeads; h++) {
-        const kvh = Math.floor(h / (nHeads / nKVHeads));
-        const n = pos0 + t + 1;
-        const sc = Array.from({ length: n }, (_, s) => {
-          let d = 0;
-          for (let i = 0; i < headDim; i++) d += q[t * qRow + h * headDim + i]! * kc[s * kvStride + kvh * headDim + i]!;
-          return d * scale;
-        });
-        const mx = Math.max(...sc);
-        const e = sc.map((v) => Math.exp(v - mx));
-        const sum = e.reduce((a, b) => a + b, 0);
-        for (let i = 0; i < headDim; i++) {
-          let o = 0;
-          for (let s = 0; s < n; s++) o += (e[s]! / sum) * vc[s * kvStride + kvh * headDim + i]!;
-          want[t * qRow + h * headDim + i] = o;
-        }
-      }
-    }
+    const want = attentionF64(q, kc, vc, nTok, nHeads, nKVHeads, headDim, pos0, scale);
 
     const scratchFloats = pos0 + nTok; // what the kernel documents it needs
     const run = (k: (typeof bench.builds)[number]['k'], ranges: readonly (readonly [number, number])[]): Float32Array => {

@@ -53,19 +53,25 @@ function nearestInt(v: number): number {
 
 // ---------------------------------------------------------------- 32-weight formats
 
+/** The value of largest magnitude among x[start..start+n), keeping its sign (the first on ties). */
+function signedAbsMax(x: Float32Array, start: number, n: number): number {
+  let amax = 0;
+  let max = 0;
+  for (let j = start; j < start + n; j++) {
+    const v = x[j]!;
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  return max;
+}
+
 function quantQ4_0(x: Float32Array, nb: number, out: Uint8Array, view: DataView): void {
   for (let i = 0; i < nb; i++) {
     const xo = 32 * i;
     const o = 18 * i;
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xo + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
+    const max = signedAbsMax(x, xo, 32);
     const d = f(max / -8);
     const id = d !== 0 ? f(1 / d) : 0;
     view.setUint16(o, f32ToF16(d), true);
@@ -114,15 +120,7 @@ function quantQ5_0(x: Float32Array, nb: number, out: Uint8Array, view: DataView)
   for (let i = 0; i < nb; i++) {
     const xo = 32 * i;
     const o = 22 * i;
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[xo + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
+    const max = signedAbsMax(x, xo, 32);
     const d = f(max / -16);
     const id = d !== 0 ? f(1 / d) : 0;
     view.setUint16(o, f32ToF16(d), true);
@@ -205,15 +203,8 @@ function quantQ8_1(x: Float32Array, nb: number, _out: Uint8Array, view: DataView
  * in the weighted least-squares sense. Returns the scale.
  */
 function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number, rmseType: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i]!;
-    }
-  }
+  const max = signedAbsMax(x, xo, n);
+  const amax = Math.abs(max);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, lo, lo + n);
     return 0;
@@ -277,15 +268,8 @@ function makeQxQuants(n: number, nmax: number, x: Float32Array, xo: number, L: I
  * coordinate descent on the x^2-weighted error. Levels end in L offset by nmax; returns the scale.
  */
 function makeQ3Quants(n: number, nmax: number, x: Float32Array, xo: number, L: Int8Array, lo: number): number {
-  let max = 0;
-  let amax = 0;
-  for (let i = 0; i < n; i++) {
-    const ax = Math.abs(x[xo + i]!);
-    if (ax > amax) {
-      amax = ax;
-      max = x[xo + i]!;
-    }
-  }
+  const max = signedAbsMax(x, xo, n);
+  const amax = Math.abs(max);
   if (amax < GROUP_MAX_EPS) {
     L.fill(0, lo, lo + n);
     return 0;
