@@ -154,14 +154,15 @@ describe('quantize plan', () => {
 });
 
 describe('pocketllm quantize on bad input', () => {
+  // Exit 2 for a usage error (what the user typed is wrong), 1 for a failure of the work itself.
   it.each([
-    ['a missing input file', () => [join(dir, 'nope.gguf'), join(dir, 'x.gguf'), 'Q8_0'], /no such file/],
-    ['an unknown type', () => [`${MODELS}/stories260K.gguf`, join(dir, 'x.gguf'), 'Q9_9'], /unknown type "Q9_9"/],
-    ['missing arguments', () => [`${MODELS}/stories260K.gguf`], /expected in\.gguf out\.gguf TYPE/],
-    ['an unknown option', () => ['--frobnicate'], /frobnicate/],
-  ])('%s: one line on stderr, exit 1', async (_what, args, message) => {
+    ['a missing input file', () => [join(dir, 'nope.gguf'), join(dir, 'x.gguf'), 'Q8_0'], /no such file/, 1],
+    ['an unknown type', () => [`${MODELS}/stories260K.gguf`, join(dir, 'x.gguf'), 'Q9_9'], /unknown type "Q9_9"/, 2],
+    ['missing arguments', () => [`${MODELS}/stories260K.gguf`], /expected in\.gguf out\.gguf TYPE/, 2],
+    ['an unknown option', () => ['--frobnicate'], /frobnicate/, 2],
+  ])('%s: one line on stderr, exit %s', async (_what, args, message, code) => {
     const r = await run(args());
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(code);
     expect(r.err).toMatch(message);
     expect(r.err.trim().split('\n').length).toBe(1);
     expect(r.err).not.toMatch(/\n\s+at /);

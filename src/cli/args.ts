@@ -1,4 +1,7 @@
-// Shared helpers of the CLI commands: checked numeric options and one-line error descriptions.
+// Shared helpers of the CLI commands: the parse / --help / error-to-exit-code frame every command
+// runs in, checked numeric options, and one-line error descriptions.
+import { parseArgs } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
 
 export class CliUsageError extends Error {
   constructor(message: string) {
@@ -26,6 +29,50 @@ export function numberOption(
 export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message;
   return String(e);
+}
+
+/** What a command parses: its parseArgs config (which must declare `help`) and its --help text. */
+export interface CommandSpec<T extends ParseArgsConfig> {
+  /** The command's name, as typed after `pocketllm`. */
+  readonly name: string;
+  readonly help: string;
+  readonly config: T;
+  /** Errors, besides CliUsageError, that mean the user asked for something invalid (exit 2). */
+  readonly usageErrors?: readonly (abstract new (...args: never[]) => Error)[];
+}
+
+/**
+ * Runs a command the way every `pocketllm` command runs: parses argv (an unknown or malformed flag is
+ * one line on stderr and exit 2), prints the help for -h/--help (exit 0), then runs `body`; an error
+ * it throws becomes one line on stderr and exit 2 for a usage error, 1 for anything else.
+ */
+export async function runCliCommand<T extends ParseArgsConfig>(
+  spec: CommandSpec<T>,
+  argv: string[],
+  body: (parsed: ReturnType<typeof parseArgs<T>>) => Promise<number>,
+): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<T>>;
+  try {
+    parsed = parseArgs<T>({ ...spec.config, args: argv });
+  } catch (e) {
+    process.stderr.write(`pocketllm ${spec.name}: ${firstLine(e)} (see pocketllm ${spec.name} --help)\n`);
+    return 2;
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    process.stdout.write(spec.help);
+    return 0;
+  }
+  try {
+    return await body(parsed);
+  } catch (e) {
+    process.stderr.write(`pocketllm: ${firstLine(e)}\n`);
+    const usage = e instanceof CliUsageError || (spec.usageErrors ?? []).some((c) => e instanceof c);
+    return usage ? 2 : 1;
+  }
+}
+
+function firstLine(e: unknown): string {
+  return describeError(e).split('\n')[0]!;
 }
 
 /** The sampling flags `run` and `chat` share, in node:util parseArgs form. */

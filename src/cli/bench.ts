@@ -1,6 +1,5 @@
 // `pocketllm bench`: prefill (pp) and decode (tg) speed of a model as llama-bench measures them,
 // with load time and memory, as a text table or JSON.
-import { parseArgs } from 'node:util';
 import type { KernelProfile } from '../bench/kernel-profile.js';
 import type { ModelBenchReport } from '../bench/model-bench.js';
 import { runModelBench } from '../bench/model-bench.js';
@@ -8,7 +7,7 @@ import { formatBytes, formatCount, formatRate, markdownTable } from '../bench/ta
 import { formatThreadProfile } from '../bench/thread-profile.js';
 import type { KernelVariant } from '../runtime/kernels.js';
 import { KERNEL_VARIANTS } from '../runtime/kernels.js';
-import { CliUsageError, describeError, numberOption } from './args.js';
+import { CliUsageError, numberOption, runCliCommand } from './args.js';
 import { byteSizeOption, memoryOptions } from './memory-options.js';
 import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { formatByteSize } from '../memory/byte-size.js';
@@ -55,37 +54,26 @@ function budgetList(value: string | undefined): (number | undefined)[] | undefin
 }
 
 export async function benchCommand(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string', short: 'm' },
-        'n-prompt': { type: 'string', short: 'p' },
-        'n-gen': { type: 'string', short: 'n' },
-        threads: { type: 'string', short: 't' },
-        repetitions: { type: 'string', short: 'r' },
-        'batch-size': { type: 'string', short: 'b' },
-        kernels: { type: 'string' },
-        'memory-budget': { type: 'string' },
-        ...KV_PARSE_OPTIONS,
-        'cache-dir': { type: 'string' },
-        'no-cache': { type: 'boolean' },
-        profile: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`pocketllm bench: ${(e as Error).message.split('\n')[0]}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  try {
+  const config = {
+    options: {
+      model: { type: 'string', short: 'm' },
+      'n-prompt': { type: 'string', short: 'p' },
+      'n-gen': { type: 'string', short: 'n' },
+      threads: { type: 'string', short: 't' },
+      repetitions: { type: 'string', short: 'r' },
+      'batch-size': { type: 'string', short: 'b' },
+      kernels: { type: 'string' },
+      'memory-budget': { type: 'string' },
+      ...KV_PARSE_OPTIONS,
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
+      profile: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  } as const;
+  return runCliCommand({ name: 'bench', help: HELP, config }, argv, async ({ values: args }) => {
     if (!args.model) throw new CliUsageError('missing -m model.gguf');
     const promptLengths = intList(args['n-prompt'], '-p', [64], 0).filter((p) => p > 0);
     const generateTokens = numberOption(args['n-gen'], '-n', { integer: true, min: 0 }) ?? 32;
@@ -115,10 +103,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     if (process.stderr.isTTY && !args.json) process.stderr.write('\r\x1b[K');
     process.stdout.write(args.json ? JSON.stringify(report, null, 2) + '\n' : formatBenchReport(report));
     return 0;
-  } catch (e) {
-    process.stderr.write(`pocketllm: ${describeError(e).split('\n')[0]}\n`);
-    return e instanceof CliUsageError ? 2 : 1;
-  }
+  });
 }
 
 /** The text form: llama-bench's table, then load, memory and machine lines (and profiles). */

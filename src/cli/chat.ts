@@ -3,12 +3,11 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import type { ChatSession } from '../engine/chat.js';
 import { loadModel } from '../engine/load.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
-import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';
+import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, runCliCommand, samplingOptions } from './args.js';
 import { memoryOptions } from './memory-options.js';
 import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { createProgress } from './progress.js';
@@ -79,67 +78,55 @@ class LineQueue {
 }
 
 export async function chatCommand(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string', short: 'm' },
-        system: { type: 'string' },
-        template: { type: 'string' },
-        'n-predict': { type: 'string', short: 'n' },
-        ...SAMPLING_PARSE_OPTIONS,
-        ctx: { type: 'string' },
-        threads: { type: 'string', short: 't' },
-        'memory-budget': { type: 'string' },
-        ...KV_PARSE_OPTIONS,
-        'cache-dir': { type: 'string' },
-        'no-cache': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`pocketllm chat: ${(e as Error).message}\n${HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  let model: Model | undefined;
-  try {
-    if (!args.model) throw new CliUsageError('missing -m model.gguf');
-    const replyOptions = {
-      maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 1 }) ?? 512,
-      ...samplingOptions(args),
-    };
-    const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
-    const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
-    const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
-    const kv = kvOptions(args['kv-cache'], args['kv-resident']);
-    const template = args.template !== undefined ? await readFile(args.template, 'utf8') : undefined;
+  const config = {
+    options: {
+      model: { type: 'string', short: 'm' },
+      system: { type: 'string' },
+      template: { type: 'string' },
+      'n-predict': { type: 'string', short: 'n' },
+      ...SAMPLING_PARSE_OPTIONS,
+      ctx: { type: 'string' },
+      threads: { type: 'string', short: 't' },
+      'memory-budget': { type: 'string' },
+      ...KV_PARSE_OPTIONS,
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  } as const;
+  return runCliCommand({ name: 'chat', help: HELP, config }, argv, async ({ values: args }) => {
+    let model: Model | undefined;
+    try {
+      if (!args.model) throw new CliUsageError('missing -m model.gguf');
+      const replyOptions = {
+        maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 1 }) ?? 512,
+        ...samplingOptions(args),
+      };
+      const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
+      const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
+      const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
+      const kv = kvOptions(args['kv-cache'], args['kv-resident']);
+      const template = args.template !== undefined ? await readFile(args.template, 'utf8') : undefined;
 
-    const progress = createProgress('loading', 1);
-    model = await loadModel(args.model, {
-      contextLength,
-      threads,
-      ...memory,
-      ...kv,
-      onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
-    });
-    progress.done();
-    if (template === undefined && !model.file.metadata.has(CHAT_TEMPLATE_KEY)) {
-      throw new Error(`${args.model} has no chat template (metadata "${CHAT_TEMPLATE_KEY}"); give one with --template FILE (a Jinja chat template)`);
+      const progress = createProgress('loading', 1);
+      model = await loadModel(args.model, {
+        contextLength,
+        threads,
+        ...memory,
+        ...kv,
+        onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
+      });
+      progress.done();
+      if (template === undefined && !model.file.metadata.has(CHAT_TEMPLATE_KEY)) {
+        throw new Error(`${args.model} has no chat template (metadata "${CHAT_TEMPLATE_KEY}"); give one with --template FILE (a Jinja chat template)`);
+      }
+      const chat = model.chat({ system: args.system, template, ...replyOptions });
+      return await converse(chat, model);
+    } finally {
+      await model?.close();
     }
-    const chat = model.chat({ system: args.system, template, ...replyOptions });
-    return await converse(chat, model);
-  } catch (e) {
-    process.stderr.write(`pocketllm: ${describeError(e)}\n`);
-    return e instanceof CliUsageError ? 2 : 1;
-  } finally {
-    await model?.close();
-  }
+  });
 }
 
 /** The read-reply loop. Returns the exit code. */

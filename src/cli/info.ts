@@ -1,6 +1,5 @@
 // `pocketllm info`: what a GGUF file holds — format facts, architecture and hyperparameters,
 // tokenizer and special tokens, chat template, tensors by type — as text or JSON.
-import { parseArgs } from 'node:util';
 import { MetadataError, metaBool, metaNumber, metaString, metaStringArray } from '../gguf/metadata.js';
 import { readGGUF } from '../gguf/reader.js';
 import type { GGUFFile } from '../gguf/types.js';
@@ -9,7 +8,7 @@ import type { HParams } from '../model/hparams.js';
 import { globalTensorName } from '../model/tensor-names.js';
 import { TYPE_TRAITS } from '../quant/formats.js';
 import { openFileStorage } from '../storage/node.js';
-import { CliUsageError, describeError } from './args.js';
+import { CliUsageError, runCliCommand } from './args.js';
 
 const HELP = `usage: pocketllm info model.gguf [--json]
 
@@ -172,30 +171,17 @@ export function formatModelInfo(info: ModelInfo): string {
 }
 
 export async function infoCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true });
-  } catch (e) {
-    process.stderr.write(`pocketllm info: ${(e as Error).message.split('\n')[0]}\n`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  try {
-    if (parsed.positionals.length !== 1) throw new CliUsageError(`info takes one model file, got ${parsed.positionals.length}`);
-    const storage = await openFileStorage(parsed.positionals[0]!);
+  const config = { options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, allowPositionals: true } as const;
+  return runCliCommand({ name: 'info', help: HELP, config }, argv, async ({ values, positionals }) => {
+    if (positionals.length !== 1) throw new CliUsageError(`info takes one model file, got ${positionals.length}`);
+    const storage = await openFileStorage(positionals[0]!);
     let info: ModelInfo;
     try {
       info = describeModel(await readGGUF(storage));
     } finally {
       await storage.close();
     }
-    process.stdout.write(parsed.values.json ? JSON.stringify(info, null, 2) + '\n' : formatModelInfo(info));
+    process.stdout.write(values.json ? JSON.stringify(info, null, 2) + '\n' : formatModelInfo(info));
     return 0;
-  } catch (e) {
-    process.stderr.write(`pocketllm: ${describeError(e).split('\n')[0]}\n`);
-    return e instanceof CliUsageError ? 2 : 1;
-  }
+  });
 }

@@ -2,14 +2,14 @@
 // tensor's type as llama.cpp's llama-quantize does. The output is written to a temporary file beside
 // the target and renamed into place only when complete, so a failure never leaves a half file.
 import { rename, rm } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { readGGUF } from '../gguf/reader.js';
 import { fileSink } from '../gguf/writer.js';
 import { GGMLType } from '../quant/formats.js';
+import type { FileType } from '../quant/quantize-model.js';
 import { FILE_TYPES, parseFileType, planQuantization, writeQuantizedModel } from '../quant/quantize-model.js';
 import { openFileStorage } from '../storage/node.js';
 import type { Storage } from '../storage/storage.js';
-import { describeError } from './args.js';
+import { CliUsageError, runCliCommand } from './args.js';
 import { createProgress } from './progress.js';
 
 const HELP = `usage: pocketllm quantize [options] in.gguf out.gguf TYPE
@@ -27,32 +27,23 @@ TYPE (case-insensitive): ${FILE_TYPES.map((t) => t.name).join(', ')}
 const mib = (bytes: number): string => `${(bytes / 1048576).toFixed(2)} MiB`;
 
 export async function quantizeCommand(argv: string[]): Promise<number> {
-  const fail = (message: string): number => {
-    process.stderr.write(`pocketllm quantize: ${message}\n`);
-    return 1;
-  };
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-    });
-  } catch (e) {
-    return fail(describeError(e));
-  }
-  if (parsed.values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  const [input, output, typeName, ...extra] = parsed.positionals;
-  if (!input || !output || !typeName || extra.length > 0) {
-    return fail(`expected in.gguf out.gguf TYPE (got ${parsed.positionals.length} arguments); see --help`);
-  }
-  const fileType = parseFileType(typeName);
-  if (!fileType) return fail(`unknown type "${typeName}"; choose one of ${FILE_TYPES.map((t) => t.name).join(', ')}`);
-  const quiet = parsed.values.quiet === true;
+  const config = {
+    options: { quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+  } as const;
+  return runCliCommand({ name: 'quantize', help: HELP, config }, argv, async ({ values, positionals }) => {
+    const [input, output, typeName, ...extra] = positionals;
+    if (!input || !output || !typeName || extra.length > 0) {
+      throw new CliUsageError(`expected in.gguf out.gguf TYPE (got ${positionals.length} arguments); see --help`);
+    }
+    const fileType = parseFileType(typeName);
+    if (!fileType) throw new CliUsageError(`unknown type "${typeName}"; choose one of ${FILE_TYPES.map((t) => t.name).join(', ')}`);
+    return quantizeFile(input, output, fileType, values.quiet === true);
+  });
+}
 
+/** Writes `input` quantized to `fileType` into `output`, through a temporary file renamed at the end. */
+async function quantizeFile(input: string, output: string, fileType: FileType, quiet: boolean): Promise<number> {
   let storage: Storage | undefined;
   const temp = `${output}.tmp-${process.pid}`;
   try {
@@ -81,7 +72,7 @@ export async function quantizeCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     await rm(temp, { force: true }).catch(() => undefined);
-    return fail(describeError(e));
+    throw e;
   } finally {
     await storage?.close().catch(() => undefined);
   }

@@ -1,10 +1,9 @@
 // `pocketllm run`: load a model, generate from a prompt, stream the text to stdout and the timing
 // statistics to stderr.
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { loadModel } from '../engine/load.js';
 import { createProgress } from './progress.js';
-import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, samplingOptions } from './args.js';
+import { CliUsageError, SAMPLING_PARSE_OPTIONS, numberOption, runCliCommand, samplingOptions } from './args.js';
 import { memoryOptions } from './memory-options.js';
 import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
 import { formatByteSize } from '../memory/byte-size.js';
@@ -34,37 +33,26 @@ ${KV_HELP}      --special           parse control tokens written in the prompt
 `;
 
 export async function runCommand(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string', short: 'm' },
-        prompt: { type: 'string', short: 'p' },
-        file: { type: 'string', short: 'f' },
-        'n-predict': { type: 'string', short: 'n' },
-        ...SAMPLING_PARSE_OPTIONS,
-        ctx: { type: 'string' },
-        stop: { type: 'string', multiple: true },
-        threads: { type: 'string', short: 't' },
-        'memory-budget': { type: 'string' },
-        ...KV_PARSE_OPTIONS,
-        'cache-dir': { type: 'string' },
-        'no-cache': { type: 'boolean' },
-        special: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`pocketllm run: ${(e as Error).message}\n${HELP}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  try {
+  const config = {
+    options: {
+      model: { type: 'string', short: 'm' },
+      prompt: { type: 'string', short: 'p' },
+      file: { type: 'string', short: 'f' },
+      'n-predict': { type: 'string', short: 'n' },
+      ...SAMPLING_PARSE_OPTIONS,
+      ctx: { type: 'string' },
+      stop: { type: 'string', multiple: true },
+      threads: { type: 'string', short: 't' },
+      'memory-budget': { type: 'string' },
+      ...KV_PARSE_OPTIONS,
+      'cache-dir': { type: 'string' },
+      'no-cache': { type: 'boolean' },
+      special: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  } as const;
+  return runCliCommand({ name: 'run', help: HELP, config }, argv, async ({ values: args }) => {
     if (!args.model) throw new CliUsageError('missing -m model.gguf');
     if (args.prompt === undefined && args.file === undefined) throw new CliUsageError('missing -p "prompt" or -f prompt.txt');
     // Every option is checked before the model is loaded, so a typo fails at once.
@@ -114,8 +102,5 @@ export async function runCommand(argv: string[]): Promise<number> {
       await model.close();
     }
     return 0;
-  } catch (e) {
-    process.stderr.write(`pocketllm: ${describeError(e)}\n`);
-    return e instanceof CliUsageError ? 2 : 1;
-  }
+  });
 }

@@ -1,7 +1,6 @@
 // `pocketllm synth`: writes a GGUF model of a real model's shape filled with seeded random weights,
 // for benchmarks and tests where the real weights cannot be had.
 import { rename, unlink } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { fileSink } from '../gguf/writer.js';
 import { parseFileType } from '../quant/quantize-model.js';
 import { SYNTH_FILE_TYPES, isQuantized, planSynth, writeSynth } from '../synth/synth.js';
@@ -11,7 +10,7 @@ import type { ModelShape } from '../synth/shapes.js';
 import { minimalSpmVocab, padVocab, vocabFromGGUF, VocabError } from '../synth/vocab.js';
 import type { SynthVocab } from '../synth/vocab.js';
 import { loadLenmlVocab } from '../synth/vocab-hf.js';
-import { CliUsageError, describeError, numberOption } from './args.js';
+import { CliUsageError, numberOption, runCliCommand } from './args.js';
 import { createProgress } from './progress.js';
 
 const VOCAB_KINDS = ['minimal', 'llama2', 'llama3', 'qwen3'] as const;
@@ -35,36 +34,25 @@ const HELP = `usage: pocketllm synth --shape NAME --type TYPE -o out.gguf [optio
 `;
 
 export async function synthCommand(argv: string[]): Promise<number> {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        shape: { type: 'string' },
-        type: { type: 'string' },
-        seed: { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        vocab: { type: 'string' },
-        'vocab-from': { type: 'string' },
-        weights: { type: 'string' },
-        list: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      allowPositionals: false,
-    }).values;
-  } catch (e) {
-    process.stderr.write(`pocketllm synth: ${(e as Error).message.split('\n')[0]}\n`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (args.list) {
-    process.stdout.write(shapeList());
-    return 0;
-  }
-  try {
+  const config = {
+    options: {
+      shape: { type: 'string' },
+      type: { type: 'string' },
+      seed: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      vocab: { type: 'string' },
+      'vocab-from': { type: 'string' },
+      weights: { type: 'string' },
+      list: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: false,
+  } as const;
+  return runCliCommand({ name: 'synth', help: HELP, config, usageErrors: [VocabError] }, argv, async ({ values: args }) => {
+    if (args.list) {
+      process.stdout.write(shapeList());
+      return 0;
+    }
     if (!args.shape) throw new CliUsageError('missing --shape NAME (see pocketllm synth --list)');
     const shape = findShape(args.shape);
     if (!shape) throw new CliUsageError(`unknown shape "${args.shape}" (shapes: ${[...SHAPES.keys()].join(', ')})`);
@@ -87,10 +75,7 @@ export async function synthCommand(argv: string[]): Promise<number> {
     const seconds = (performance.now() - started) / 1000;
     process.stdout.write(summary(plan, args.output, seconds));
     return 0;
-  } catch (e) {
-    process.stderr.write(`pocketllm: ${describeError(e)}\n`);
-    return e instanceof CliUsageError || e instanceof VocabError ? 2 : 1;
-  }
+  });
 }
 
 function parseWeights(value: string | undefined): 'auto' | WeightSource {
