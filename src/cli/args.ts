@@ -75,6 +75,16 @@ function firstLine(e: unknown): string {
   return describeError(e).split('\n')[0]!;
 }
 
+/** The help lines of the sampling flags. */
+export const SAMPLING_HELP =
+  `      --temp T            temperature; 0 = greedy (default 0.8)\n` +
+  `      --top-k K           keep the K most likely tokens (default 40; 0 = off)\n` +
+  `      --top-p P           nucleus sampling threshold (default 0.95; 1 = off)\n` +
+  `      --min-p P           drop tokens below P x the top probability (default 0.05; 0 = off)\n` +
+  `      --repeat-penalty R  penalty for repeating recent tokens (default 1.0 = off)\n` +
+  `      --repeat-last-n N   how many recent tokens the penalty looks at (default 64)\n` +
+  `      --seed S            random seed (default: random)\n`;
+
 /** The sampling flags `run` and `chat` share, in node:util parseArgs form. */
 export const SAMPLING_PARSE_OPTIONS = {
   temp: { type: 'string' },

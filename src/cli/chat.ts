@@ -4,13 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
 import type { ChatSession } from '../engine/chat.js';
-import { loadModel } from '../engine/load.js';
 import type { Model } from '../engine/model.js';
 import { CHAT_TEMPLATE_KEY } from '../tokenizer/chat-template.js';
-import { CliUsageError, SAMPLING_PARSE_OPTIONS, describeError, numberOption, runCliCommand, samplingOptions } from './args.js';
-import { memoryOptions } from './memory-options.js';
-import { KV_HELP, KV_PARSE_OPTIONS, kvOptions } from './kv-options.js';
-import { createProgress } from './progress.js';
+import { CliUsageError, SAMPLING_HELP, SAMPLING_PARSE_OPTIONS, describeError, numberOption, runCliCommand, samplingOptions } from './args.js';
+import { LOAD_HELP, LOAD_PARSE_OPTIONS, loadModelWithProgress, loadOptions } from './load-options.js';
 
 const HELP = `usage: pocketllm chat -m model.gguf [options]
 
@@ -18,20 +15,7 @@ const HELP = `usage: pocketllm chat -m model.gguf [options]
       --system TEXT       system message opening the conversation
       --template FILE     Jinja chat template to use instead of the model's
   -n, --n-predict N       most tokens per reply (default 512)
-      --temp T            temperature; 0 = greedy (default 0.8)
-      --top-k K           keep the K most likely tokens (default 40; 0 = off)
-      --top-p P           nucleus sampling threshold (default 0.95; 1 = off)
-      --min-p P           drop tokens below P x the top probability (default 0.05; 0 = off)
-      --repeat-penalty R  penalty for repeating recent tokens (default 1.0 = off)
-      --repeat-last-n N   how many recent tokens the penalty looks at (default 64)
-      --seed S            random seed (default: random)
-      --ctx N             context length (default: min(model's, 4096))
-  -t, --threads N         threads (default: all cores)
-      --memory-budget SIZE  wasm memory for weights, KV cache and scratch (e.g. 1GB, 512MiB);
-                          layers that do not fit are streamed from the file, read ahead of use
-      --cache-dir DIR     where packed weights are cached (default: $POCKETLLM_CACHE_DIR or ~/.cache/pocketllm)
-      --no-cache          neither read nor write the packed-weight cache
-${KV_HELP}
+${SAMPLING_HELP}${LOAD_HELP}
 On a terminal: type a message after "> ". /reset starts over (the system message stays), /exit or
 Ctrl-D quits, Ctrl-C stops a reply (and quits at the prompt). With standard input from a pipe, each
 line is one message and each reply is printed on its own line.
@@ -85,12 +69,7 @@ export async function chatCommand(argv: string[]): Promise<number> {
       template: { type: 'string' },
       'n-predict': { type: 'string', short: 'n' },
       ...SAMPLING_PARSE_OPTIONS,
-      ctx: { type: 'string' },
-      threads: { type: 'string', short: 't' },
-      'memory-budget': { type: 'string' },
-      ...KV_PARSE_OPTIONS,
-      'cache-dir': { type: 'string' },
-      'no-cache': { type: 'boolean' },
+      ...LOAD_PARSE_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
     allowPositionals: false,
@@ -103,21 +82,10 @@ export async function chatCommand(argv: string[]): Promise<number> {
         maxTokens: numberOption(args['n-predict'], '-n', { integer: true, min: 1 }) ?? 512,
         ...samplingOptions(args),
       };
-      const contextLength = numberOption(args.ctx, '--ctx', { integer: true, min: 1 });
-      const threads = numberOption(args.threads, '--threads', { integer: true, min: 1 });
-      const memory = memoryOptions(args['memory-budget'], args['cache-dir'], args['no-cache']);
-      const kv = kvOptions(args['kv-cache'], args['kv-resident']);
+      const load = loadOptions(args);
       const template = args.template !== undefined ? await readFile(args.template, 'utf8') : undefined;
 
-      const progress = createProgress('loading', 1);
-      model = await loadModel(args.model, {
-        contextLength,
-        threads,
-        ...memory,
-        ...kv,
-        onProgress: (e) => progress.update(e.loadedBytes / Math.max(1, e.totalBytes)),
-      });
-      progress.done();
+      model = await loadModelWithProgress(args.model, load);
       if (template === undefined && !model.file.metadata.has(CHAT_TEMPLATE_KEY)) {
         throw new Error(`${args.model} has no chat template (metadata "${CHAT_TEMPLATE_KEY}"); give one with --template FILE (a Jinja chat template)`);
       }
