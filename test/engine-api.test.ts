@@ -1,7 +1,11 @@
 // The public Model API on stories260K: prompt longer than the context, the context filling up, abort
 // mid-generation (the model stays usable), seeded sampling, stop strings, prefix reuse, close.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readGGUF } from '../src/gguf/reader.js';
+import { GGMLType } from '../src/quant/formats.js';
+import { memoryStorage } from '../src/storage/memory.js';
 import { loadModel } from '../src/index.js';
 import type { Model } from '../src/index.js';
 import { MODELS, loadGolden } from './support/golden.js';
@@ -100,5 +104,15 @@ describe('Model API', () => {
     const m = await loadModel(join(MODELS, 'stories260K.gguf'));
     await m.close();
     expect(() => m.evaluate([1])).toThrow(/closed/);
+  });
+
+  it('F16 weights holding an infinity are refused at load with an error naming the tensor', async () => {
+    const bytes = new Uint8Array(await readFile(join(MODELS, 'stories260K-F16.gguf')));
+    const file = await readGGUF(memoryStorage(bytes));
+    const t = file.tensors.find((x) => x.type === GGMLType.F16 && x.shape.length === 2 && x.name.startsWith('blk.0.'))!;
+    new DataView(bytes.buffer).setUint16(t.offset + 2 * 5, 0x7c00, true); // weight 5 := +inf
+    await expect(loadModel(memoryStorage(bytes, 'inf.gguf'), { threads: 1 })).rejects.toThrow(
+      new RegExp(`tensor "${t.name.replace(/\./g, '\\.')}": .*F16x8: it holds an infinity or NaN`),
+    );
   });
 });

@@ -53,7 +53,7 @@ describe('dequantizeRow', async () => {
       wv.fill(0);
       for (let h = 0; h < rows; h++) wv[h * cols] = h;
       bench.u16(x, cols).set(one);
-      k.matmulF16(w, x, out, cols, rows, 1, 0, rows);
+      k.matmulFileF16(w, x, out, cols, rows, 1, 0, rows);
       const lanes = bench.f32(out, rows);
       for (let h = 0; h < rows; h++) {
         const ok = Number.isNaN(want[h]) ? Number.isNaN(scalar[h]) && Number.isNaN(lanes[h]) : Object.is(scalar[h], want[h]) && lanes[h] === want[h];

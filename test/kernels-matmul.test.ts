@@ -31,7 +31,7 @@ import { MATMUL_TABLE, matmulKernelFor, UnsupportedWeightTypeError } from '../sr
 import { fromF16Bits, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
 
 /** Types whose SIMD kernels and scalar twins compute the same bits. */
-const BIT_IDENTICAL = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
+const BIT_IDENTICAL = new Set([GGMLType.F32, GGMLType.F16, GGMLType.BF16, GGMLType.Q4_0, GGMLType.Q4_1, GGMLType.Q5_0, GGMLType.Q8_0, GGMLType.Q4_K, GGMLType.Q5_K, GGMLType.Q6_K]);
 
 const COLS: Partial<Record<GGMLType, number>> = { [GGMLType.F32]: 173, [GGMLType.F16]: 172, [GGMLType.BF16]: 166 };
 

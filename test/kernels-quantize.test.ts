@@ -93,6 +93,56 @@ describe('activation conversion', async () => {
     }
   });
 
+  it('Q8_K (SIMD in the simd and relaxed builds) equals the reference on random rows and edge blocks', () => {
+    const cols = 256 * 12;
+    const x = randomF32(prng(11), cols, 3);
+    const block = (b: number) => x.subarray(256 * b, 256 * (b + 1));
+    block(0).fill(0); // all zeros: d, quants and bsums 0
+    block(1).fill(-0);
+    block(2)[77] = 1e30; // one huge value: every other quant rounds to 0
+    block(3)[200] = -50; // the largest magnitude negative: q = -127 there, d < 0
+    block(4)[9] = 40;
+    block(4)[3] = -40; // +a and -a: the first one sets the sign of d
+    block(5)[3] = 40;
+    block(5)[9] = -40;
+    block(6).set([-127, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5, -126.5, 127]); // iscale exactly 1: ties go to even
+    block(7).set([127, 2.5, -3.5, 0.5, -0.5, 1.5, 126.5, -126.5, -127]); // iscale exactly -1
+    block(8).fill(1e-42); // subnormals, and a maximum small enough that d is nearly subnormal
+    block(8)[255] = -3e-36;
+    block(8)[254] = 1.5e-36;
+    block(9).fill(-7); // every value the maximum
+    for (let i = 0; i < 256; i += 3) block(10)[i] = NaN; // NaN values are skipped by the maximum
+    block(11).fill(2e38, 0, 128); // huge values near the f32 limit
+    block(11).fill(-2e38, 128);
+    const want = quantizeRow(GGMLType.Q8_K, x.map((v) => (Number.isNaN(v) ? 0 : v)));
+    const got = convert(bench, (k) => k.quantizeRowsQ8_K, x, cols, 1, 12 * 292);
+    for (const [variant, bytes] of got) {
+      for (let b = 0; b < 12; b++) {
+        const g = bytes.subarray(292 * b, 292 * (b + 1)), w = want.subarray(292 * b, 292 * (b + 1));
+        if (b === 10) {
+          // The NaN quants themselves are unspecified (llama.cpp's nearest_int gives garbage); d and the
+          // quants of the other values are those of the block without them.
+          expect(new DataView(g.buffer, g.byteOffset).getFloat32(0, true), `${variant} NaN block d`).toBe(new DataView(w.buffer, w.byteOffset).getFloat32(0, true));
+          for (let i = 0; i < 256; i++) if (i % 3 !== 0) expect(g[4 + i], `${variant} NaN block q${i}`).toBe(w[4 + i]);
+          continue;
+        }
+        expect(Buffer.from(g).equals(Buffer.from(w)), `Q8_K ${variant} block ${b}`).toBe(true);
+      }
+      expect(Buffer.from(bytes).equals(Buffer.from(got.get('scalar')!)), `Q8_K ${variant} vs scalar`).toBe(true);
+    }
+    const q = (b: number) => [...new Int8Array(got.get('simd')!.buffer, 292 * b + 4, 9)];
+    expect(q(6)).toEqual([-127, 2, -4, 0, 0, 2, 126, -126, 127]);
+    expect(q(7)).toEqual([-127, -2, 4, 0, 0, -2, -126, 126, 127]);
+    for (let seed = 20; seed < 30; seed++) {
+      const n = 256 * (1 + (seed % 4)), rows = 1 + (seed % 3);
+      const r = randomF32(prng(seed), n * rows, 10 ** ((seed % 7) - 3));
+      const outs = convert(bench, (k) => k.quantizeRowsQ8_K, r, n, rows, (n / 256) * 292);
+      const ref = new Uint8Array((n / 256) * 292 * rows);
+      for (let t = 0; t < rows; t++) ref.set(quantizeRow(GGMLType.Q8_K, r.subarray(t * n, (t + 1) * n)), t * (n / 256) * 292);
+      for (const [variant, bytes] of outs) expect(Buffer.from(bytes).equals(Buffer.from(ref)), `Q8_K ${variant} seed ${seed}`).toBe(true);
+    }
+  });
+
   it('F16 rounds like the engine Float16Array (nearest even, subnormals, overflow, NaN)', () => {
     const specials = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e6, -1e6, Infinity, -Infinity, 2 ** -24, 2 ** -25, 3 * 2 ** -26,
       2 ** -14, 2 ** -14 - 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 6.1e-5, -5.96e-8, 1e-10, 0.1, 3.14159];

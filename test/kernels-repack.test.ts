@@ -39,7 +39,9 @@ function packAsDocumented(type: GGMLType, file: Uint8Array, rows: number, cols: 
 describe('packed layouts', async () => {
   const bench = await kernelBench();
 
-  for (const type of PACKED_LAYOUTS.keys()) {
+  // The layouts of the other packed types are checked the same way in kernels-packed-kquant.test.ts
+  // and kernels-packed-float.test.ts.
+  for (const type of [GGMLType.Q4_0, GGMLType.Q8_0]) {
     const name = GGMLType[type];
     it(`${name}: repacked bytes as documented; rows read back as the reference dequantizer reads the file`, () => {
       const entry = matmulKernelFor(type);

@@ -1,7 +1,10 @@
 // The KV cache on its own (no model): a spilling cache presents to attention exactly the bytes of an
-// all-resident one, batch after batch, through truncations, for every precision and both readers; its
-// 'kv' bytes follow the precision; the spill file exists only while the cache is open, and is removed
-// on process exit and on SIGTERM.
+// all-resident one (int8 keys: the complete blocks' rows and the f16 tail), batch after batch, through
+// truncations (int8: into a complete key block too, which comes back as the tail values it was
+// quantized from, within its step), for every precision and both readers; a batch abandoned half-way
+// leaves the cache as it was (int8: bit for bit as a cache that never saw it); its 'kv' bytes follow
+// the precision; the spill file exists only while the cache is open, and is removed on process exit
+// and on SIGTERM.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +15,7 @@ import type { KVCacheConfig, KVPrecision } from '../src/model/kv-cache.js';
 import { spillFileRegistry } from '../src/memory/kv-spill.js';
 import { selectKernels } from '../src/runtime/kernels.js';
 import { Arena, createSharedMemory } from '../src/runtime/memory.js';
-import { prng } from './kernels-harness.js';
+import { fromF16Bits, prng } from './kernels-harness.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -22,6 +25,20 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'pocketllm-kv-test-'));
   dirs.push(d);
   return d;
+}
+
+/**
+ * The key bytes attention reads for `held` positions after a batch from pos0: all rows, or for int8
+ * the complete blocks' rows and the last block's tail rows (in the tail's second half when the batch
+ * completed the block open before it: assembly/ref/kv.ts).
+ */
+function keyBytes(arena: Arena, kv: KVCache, k: number, pos0: number, held: number): Buffer {
+  if (kv.precision !== 'int8') return Buffer.from(arena.u8(k, held * kv.rowBytes));
+  const G = kv.keyBlock;
+  const complete = held - (held % G);
+  const half = complete > pos0 - (pos0 % G) ? kv.keyTailBytes / 2 : 0;
+  const tail = arena.u8(k - kv.keyTailBytes + half, (held - complete) * 2 * kv.kvDim);
+  return Buffer.concat([arena.u8(k, complete * kv.rowBytes), tail]);
 }
 
 async function arenaWithKernels() {
@@ -68,7 +85,8 @@ describe('KV cache spill', () => {
             resident.storeNewRows(n, a);
             spilled.storeNewRows(n, b);
             const bytes = (resident.length + n) * resident.rowBytes;
-            expect(Buffer.compare(arena.u8(a.k, bytes), arena.u8(b.k, bytes)), `keys, layer ${l}, position ${resident.length}`).toBe(0);
+            const held = resident.length + n;
+            expect(Buffer.compare(keyBytes(arena, resident, a.k, resident.length, held), keyBytes(arena, spilled, b.k, resident.length, held)), `keys, layer ${l}, position ${resident.length}`).toBe(0);
             expect(Buffer.compare(arena.u8(a.v, bytes), arena.u8(b.v, bytes)), `values, layer ${l}, position ${resident.length}`).toBe(0);
             resident.commitLayer(l, a);
             spilled.commitLayer(l, b);
@@ -76,8 +94,10 @@ describe('KV cache spill', () => {
           const ids = Array.from({ length: n }, () => token++);
           resident.endChunk(ids);
           spilled.endChunk(ids);
-          expect(spilled.length - spilled.spilledTokens).toBeLessThanOrEqual(16);
-          expect(spilled.spilledTokens % 16 === 0 || spilled.spilledTokens === spilled.length).toBe(true);
+          // int8 spills complete key blocks (headDim = 8 positions) only: up to 7 more stay.
+          const block = precision === 'int8' ? shape.headDim : 1;
+          expect(spilled.length - spilled.spilledTokens).toBeLessThanOrEqual(16 + block - 1);
+          expect(spilled.spilledTokens % 16 === 0 || spilled.spilledTokens === spilled.length - (spilled.length % block)).toBe(true);
           maxSpilled = Math.max(maxSpilled, spilled.spilledTokens);
         }
         expect(spilled.length).toBeGreaterThan(100);
@@ -123,6 +143,73 @@ describe('KV cache spill', () => {
     for (const c of caches) c.close();
   });
 
+  it('int8: a batch abandoned half-way, across a key block, leaves the cache as one that never saw it', async () => {
+    const { arena, kernels } = await arenaWithKernels();
+    const dir = tempDir();
+    const rand = prng(98);
+    const kvDim = shape.headCountKV * shape.headDim;
+    const int8 = { ...shape, precision: 'int8' } as const;
+    // [0]: never sees the abandoned batch; [1], [2] (spilling): do.
+    const caches = [new KVCache(arena, kernels, int8), new KVCache(arena, kernels, int8), new KVCache(arena, kernels, { ...int8, residentTokens: 16, spillDir: dir })];
+    const batch = (n: number, layers: number, finish: boolean): void => {
+      const on = finish ? caches : caches.slice(1);
+      const pos0 = on[0]!.length;
+      for (let l = 0; l < layers; l++) {
+        const rows = on.map((c) => c.beginLayer(l, n));
+        for (const pick of ['newK', 'newV'] as const) {
+          const data = Float32Array.from({ length: n * kvDim }, () => rand() - 0.5);
+          for (const r of rows) arena.f32(r[pick], data.length).set(data);
+        }
+        on.forEach((c, i) => c.storeNewRows(n, rows[i]!));
+        for (let i = 1; i < on.length; i++) {
+          const held = pos0 + n;
+          expect(Buffer.compare(keyBytes(arena, on[0]!, rows[0]!.k, pos0, held), keyBytes(arena, on[i]!, rows[i]!.k, pos0, held)), `keys, layer ${l}`).toBe(0);
+          expect(Buffer.compare(arena.u8(rows[0]!.v, held * on[0]!.rowBytes), arena.u8(rows[i]!.v, held * on[0]!.rowBytes)), `values, layer ${l}`).toBe(0);
+        }
+        on.forEach((c, i) => c.commitLayer(l, rows[i]!));
+      }
+      if (finish) for (const c of on) c.endChunk(Array.from({ length: n }, () => 0));
+    };
+    for (let i = 0; i < 5; i++) batch(7, shape.layerCount, true); // 35 positions: blocks to 32, 3 in the tail
+    batch(8, 2, false); // would complete block 32.. and start block 40, and stops after two layers
+    expect(caches.map((c) => c.length)).toEqual([35, 35, 35]);
+    for (let i = 0; i < 4; i++) batch(8, shape.layerCount, true);
+    batch(6, shape.layerCount, true);
+    expect(caches[2]!.spilledTokens).toBeGreaterThan(0);
+    for (const c of caches) c.close();
+  });
+
+  it('int8: truncating into a complete key block puts its first keys back in the tail, within half a step', async () => {
+    const { arena, kernels } = await arenaWithKernels();
+    const kvDim = shape.headCountKV * shape.headDim, G = shape.headDim;
+    const kv = new KVCache(arena, kernels, { ...shape, precision: 'int8' });
+    const keys = Float32Array.from({ length: 20 * kvDim }, (_, i) => Math.fround(Math.sin(i * 0.7) * 4 + (i % kvDim === 5 ? 30 : 0)));
+    for (const [pos, n] of [[0, 7], [7, 8], [15, 5]] as const) {
+      for (let l = 0; l < shape.layerCount; l++) {
+        const rows = kv.beginLayer(l, n);
+        arena.f32(rows.newK, n * kvDim).set(keys.subarray(pos * kvDim, (pos + n) * kvDim));
+        arena.f32(rows.newV, n * kvDim).fill(1);
+        kv.storeNewRows(n, rows);
+        kv.commitLayer(l, rows);
+      }
+      kv.endChunk(Array.from({ length: n }, () => 0));
+    }
+    kv.truncate(13); // block [8, 16) was complete: positions 8..12 back to the tail
+    expect(kv.length).toBe(13);
+    for (let l = 0; l < shape.layerCount; l++) {
+      const tail = arena.u16(kv.keys[l]! - kv.keyTailBytes, 5 * kvDim);
+      for (let c = 0; c < kvDim; c++) {
+        const col = Array.from({ length: G }, (_, j) => keys[(8 + j) * kvDim + c]!);
+        const step = (Math.max(...col) - Math.min(...col)) / 255;
+        for (let j = 0; j < 5; j++) {
+          const got = fromF16Bits(tail[j * kvDim + c]!);
+          expect(Math.abs(got - col[j]!), `layer ${l} position ${8 + j} channel ${c}`).toBeLessThanOrEqual(0.51 * step + Math.abs(col[j]!) * 2 ** -10);
+        }
+      }
+    }
+    kv.close();
+  });
+
   it('a threshold at or above the context spills nothing and makes no file', async () => {
     const { arena, kernels } = await arenaWithKernels();
     const dir = tempDir();
@@ -135,7 +222,7 @@ describe('KV cache spill', () => {
 });
 
 describe('KV cache memory by precision', () => {
-  it('the kv region holds what bytes says; int8 is (headDim + 4) / (2 headDim) of f16, f16 half of f32', async () => {
+  it('the kv region holds what bytes says; int8 rows are (headDim + 4) / (2 headDim) of f16, f16 half of f32', async () => {
     const shape: KVCacheConfig = { layerCount: 4, contextLength: 256, headCountKV: 4, headDim: 64, maxBatch: 16 };
     const sizes: Record<string, number> = {};
     for (const precision of ['f32', 'f16', 'int8'] as KVPrecision[]) {
@@ -148,8 +235,10 @@ describe('KV cache memory by precision', () => {
       sizes[precision] = kv.bytes;
     }
     expect(sizes.f16! / sizes.f32!).toBe(0.5);
-    expect(sizes.int8! / sizes.f16!).toBeCloseTo((64 + 4) / 128, 12);
+    // int8: rows of 4 bytes per head + 1 per value, and per layer a key tail of 2 headDim f16 rows.
     expect(kvRowBytes('int8', 4, 64)).toBe(4 * 4 + 256);
+    expect(sizes.int8).toBe(4 * (2 * 256 * (4 * 4 + 256) + 2 * 64 * 256 * 2));
+    expect((sizes.int8! - 4 * 2 * 64 * 256 * 2) / sizes.f16!).toBeCloseTo((64 + 4) / 128, 12);
     // Spilling: windows of the resident tokens and one batch, plus two staging areas of the whole context.
     expect(kvCacheBytes({ ...shape, precision: 'f16', residentTokens: 32 })).toBe(2 * 4 * (32 + 16) * 512 + 4 * 256 * 512);
   });

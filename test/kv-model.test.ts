@@ -1,8 +1,9 @@
 // The KV cache options on a real model (stories260K): an f16 cache gives llama.cpp's greedy tokens with
 // an f16 cache (golden), and the f32 goldens' tokens with logits within 0.05; an int8 cache keeps the
-// greedy tokens, with logits within 0.75 (see below why not 0.1); a cache spilling past 16 resident
-// tokens gives the all-resident logits and tokens bit for bit over 130 positions (each precision, one
-// and two threads) and leaves no file behind; the kv memory region follows the precision.
+// greedy tokens, with logits within 0.1 of llama.cpp's f32 ones (in batches of 64 and token by token);
+// a cache spilling past 16 resident tokens gives the all-resident logits and tokens bit for bit over
+// 130 positions (each precision, one and two threads) and leaves no file behind; the kv memory region
+// follows the precision.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,11 +41,11 @@ describe('KV cache precision on stories260K', () => {
     expect(out.text).toBe(g.generated_text ?? g.text);
   });
 
-  // int8 logits: within 0.75 of llama.cpp's f32 ones (measured 0.60), not the 0.1 first hoped for. This
-  // model's logits (|logit| up to 22) are very sensitive to key precision: rounding its f32 keys to 8
-  // bits with a scale per token and head, per 4 values, or even per RoPE pair all move some logit by
-  // 0.5 or more (10-bit keys: 0.2; 12-bit: 0.05), so no int8 key layout reaches 0.1 here. The greedy
-  // tokens do stay llama.cpp's.
+  // int8 logits: within 0.1 of llama.cpp's f32 ones (measured 0.06 on both prompts). This model's
+  // logits (|logit| up to 22) are very sensitive to key precision: 8-bit keys with a scale per token
+  // and head (or per 4 values, or per RoPE pair) moved some logit by 0.6, because a few channels carry
+  // a large near-constant offset; keys quantized per channel over blocks of headDim positions, the
+  // newest ones in f16 until their block fills (assembly/ref/kv.ts), reach 0.06.
   for (const base of ['bos.greedy60', 'once_upon_a_time.greedy64']) {
     it(`f16 and int8 on ${base}: llama.cpp's greedy tokens, logits near its f32 ones`, async () => {
       const g = loadGolden('stories260K', base);
@@ -53,7 +54,9 @@ describe('KV cache precision on stories260K', () => {
       expect(maxAbsDiff(f16.evaluate(seq, { all: true }), g.logits)).toBeLessThan(0.05);
       expect((await f16.complete(g.promptTokens, { temperature: 0, maxTokens: g.generatedTokens.length })).tokens).toEqual(g.generatedTokens);
       const int8 = await open({ kvCache: 'int8' });
-      expect(maxAbsDiff(int8.evaluate(seq, { all: true }), g.logits)).toBeLessThan(0.75);
+      expect(maxAbsDiff(int8.evaluate(seq, { all: true }), g.logits)).toBeLessThan(0.1);
+      const stepwise = await open({ kvCache: 'int8', batchSize: 1 });
+      expect(maxAbsDiff(stepwise.evaluate(seq, { all: true }), g.logits)).toBeLessThan(0.1);
       expect((await int8.complete(g.promptTokens, { temperature: 0, maxTokens: g.generatedTokens.length })).tokens).toEqual(g.generatedTokens);
     });
   }
@@ -75,7 +78,10 @@ describe('KV cache precision on stories260K', () => {
     const rows = 2 * hp.blockCount * 256;
     expect(kv.f32).toBeGreaterThanOrEqual(rows * hp.headCountKV * hp.headDim * 4);
     expect(kv.f16! / kv.f32!).toBeCloseTo(0.5, 2);
-    expect(kv.int8! / kv.f16!).toBeCloseTo((hp.headDim + 4) / (2 * hp.headDim), 2);
+    // int8: rows of (headDim + 4) / (2 headDim) the f16 ones, plus per layer an f16 key tail of 2 headDim rows.
+    const tail = hp.blockCount * 2 * hp.headDim * hp.headCountKV * hp.headDim * 2;
+    expect((kv.int8! - tail) / kv.f16!).toBeCloseTo((hp.headDim + 4) / (2 * hp.headDim), 2);
+    expect(tail / kv.f16!).toBeLessThan(0.05);
   });
 
   it('rejects an unknown precision and a bad threshold by name', async () => {

@@ -123,10 +123,13 @@ describe('executor call statistics', () => {
     const m = await open(path, 2);
     m.executor.resetStats();
     m.evaluate(PROMPT);
-    const c = m.executor.stats().calls.convert;
-    // q/k/v share one converted input, gate/up another; the logits row is one token, split by blocks.
-    const logits = outputConverted ? 1 : 0;
-    expect([c.serialCalls, c.splitCalls]).toEqual([0, 4 * L + logits]);
+    const { convert: c, norm: n } = m.executor.stats().calls;
+    // q/k/v share one converted input, gate/up another, each made by its norm in the same call (the
+    // fused rmsNormToQ8_0, split by tokens); the attention output and the SwiGLU output are converted
+    // on their own. The logits row is one token: its norm runs alone (fused too when not F32).
+    expect([c.serialCalls, c.splitCalls]).toEqual([0, 2 * L]);
+    expect([n.serialCalls, n.splitCalls]).toEqual([1, 2 * L]);
+    expect(outputConverted).toBe(true); // a quantized logits matrix: its norm is a fused one
   });
 
   it('count calls on one thread too, all of them run alone', async () => {

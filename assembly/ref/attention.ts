@@ -13,7 +13,7 @@ import { expf32 } from './expf';
  * q.k in the SIMD kernel's order: four f32 lanes (lane j takes dims i = j mod 4 of the whole groups of
  * four), (l0 + l1) + (l2 + l3), then the remaining dims one by one.
  */
-function dotQK(qh: usize, kp: usize, headDim: i32): f32 {
+export function dotQK(qh: usize, kp: usize, headDim: i32): f32 {
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   const d4 = headDim & ~3;
   for (let i = 0; i < d4; i += 4) {

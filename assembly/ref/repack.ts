@@ -6,6 +6,10 @@ import {
   BYTES_Q4_0, BYTES_Q8_0, PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP, TYPE_Q4_0, TYPE_Q8_0,
 } from '../formats';
 import { f16ToF32 } from '../half';
+import { dequantizePackedRowKQuant, isKQuantPacked, repackRowsKQuant } from './repack-kquant';
+import { dequantizePackedFloatRow, floatWeightBytes, repackFloatRows } from './repack-float';
+import { dequantizePackedQ6KRow, repackQ6KRows } from './repack-q6k';
+import { TYPE_Q6_K } from '../formats';
 
 /**
  * Byte offset, from the start of a Q4_0x8 group block's quants (byte 16), of quant byte j (0..15: weight
@@ -30,6 +34,9 @@ import { f16ToF32 } from '../half';
  * layout or cols that are not whole blocks.
  */
 export function repackRows(type: i32, src: usize, dst: usize, rows: i32, cols: i32): i32 {
+  if (isKQuantPacked(type)) return repackRowsKQuant(type, src, dst, rows, cols); // Q4_1, Q4_K, Q5_K
+  if (floatWeightBytes(type) != 0) return repackFloatRows(type, src, dst, rows, cols); // F32, F16, BF16
+  if (type == TYPE_Q6_K) return repackQ6KRows(src, dst, rows, cols);
   if (cols <= 0 || (cols & 31) != 0 || rows < 0) return -1;
   const nb = cols >> 5;
   const groups = (rows + PACK_ROWS - 1) / PACK_ROWS;
@@ -67,6 +74,9 @@ export function repackRows(type: i32, src: usize, dst: usize, rows: i32, cols: i
 
 /** dst f32[cols] = row `row` of a packed matrix of `type`; 0, or -1 for a type that is not packed. */
 export function dequantizePackedRow(type: i32, w: usize, cols: i32, row: i32, dst: usize): i32 {
+  if (isKQuantPacked(type)) return dequantizePackedRowKQuant(type, w, cols, row, dst);
+  if (floatWeightBytes(type) != 0) return dequantizePackedFloatRow(type, w, cols, row, dst);
+  if (type == TYPE_Q6_K) return dequantizePackedQ6KRow(w, cols, row, dst);
   if (cols <= 0 || (cols & 31) != 0 || row < 0) return -1;
   const nb = cols >> 5;
   const lane = row & (PACK_ROWS - 1);

@@ -37,7 +37,7 @@ const executorCallName: CallNamer = (method, args) => {
     const jobs = args[0] as { kernel?: unknown }[];
     return { name: [...new Set(jobs.map((j) => String(j.kernel)))].join('+') || 'matmuls', calls: jobs.length };
   }
-  if (method === 'convertRows' && typeof args[0] === 'string') return { name: args[0], calls: 1 };
+  if ((method === 'convertRows' || method === 'rmsNormConvert') && typeof args[0] === 'string') return { name: args[0], calls: 1 };
   return { name: method, calls: 1 };
 };
 

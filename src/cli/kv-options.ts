@@ -7,7 +7,7 @@ import { CliUsageError, numberOption } from './args.js';
 
 export const KV_HELP =
   `      --kv-cache T        KV cache storage: f32 (default), f16 (half the memory) or int8\n` +
-  `                          (keys and values quantized per token and head: about a quarter)\n` +
+  `                          (values per token and head, keys per channel: about a quarter)\n` +
   `      --kv-resident N     keep at most N positions of the KV cache in memory; older ones move to a\n` +
   `                          temporary file and are read back for attention (same output, less memory)\n`;
 

@@ -5,10 +5,18 @@
 // Row layouts (one row per position, kvDim = headCountKV * headDim values, heads side by side):
 //   f32 : kvDim f32                                                 4 * kvDim bytes
 //   f16 : kvDim IEEE half                                           2 * kvDim bytes
-//   int8: headCountKV f32 scales, then kvDim int8 (value = q * scale of its head)   4 * headCountKV + kvDim
-// Keys and values use the same precision. int8 values rather than f16 ones, so that an int8 cache is
-// about half an f16 one (exactly (headDim + 4) / (2 * headDim) of it); attention math and softmax stay
-// f32 (assembly/ref/kv.ts).
+//   int8: 4 * headCountKV bytes of scales, then kvDim 8-bit values              4 * headCountKV + kvDim
+// Keys and values use the same precision and row size, so that an int8 cache is about half an f16 one
+// (rows: exactly (headDim + 4) / (2 * headDim) of it); attention math and softmax stay f32
+// (assembly/ref/kv.ts). int8 values have a scale per token and head. int8 keys are quantized per
+// channel over blocks of G = headDim positions (the 4 * headCountKV bytes of a block's G rows hold
+// its channel steps and minimums), because one scale per token and head is too coarse for q.k; the
+// positions after the last complete block wait in an f16 key tail placed just before a layer's key
+// row 0 (keys[l] - keyTailBytes), and are quantized when their block fills. The tail has two halves
+// of G rows: a batch never overwrites the held ones (first half), and after the batch its last,
+// partial block moves to the first half if it landed in the second. So an int8 cache also holds, per
+// layer, a tail of 4 * G * kvDim bytes, and when spilling keeps up to G - 1 more positions resident,
+// since only complete blocks leave memory.
 //
 // Spill (residentTokens set): positions [0, spilled) of every layer live in the spill file and
 // [spilled, length) in a per-layer resident window (residentTokens rows, plus room for one batch). For attention, the layer's
@@ -20,6 +28,7 @@
 import type { KernelExports } from '../runtime/kernel-exports.js';
 import type { Arena } from '../runtime/memory.js';
 import { KVSpillFile } from '../memory/kv-spill.js';
+import { f16ToF32, f32ToF16 } from '../quant/f16.js';
 import type { KVKind } from '../memory/kv-spill.js';
 
 export class ContextFullError extends Error {
@@ -79,6 +88,16 @@ export function parseKVPrecision(s: string): KVPrecision {
   throw new RangeError(`unknown KV cache precision "${s}" (f32, f16 or int8)`);
 }
 
+/** Bytes of the f16 key tail before each layer's key row 0 of an int8 cache (0 otherwise): 2 G = 2 headDim rows. */
+export function kvKeyTailBytes(precision: KVPrecision, headCountKV: number, headDim: number): number {
+  return precision === 'int8' ? 4 * headDim * headCountKV * headDim : 0;
+}
+
+/** Positions per int8 key block (1 for the other precisions, whose rows stand alone). */
+function keyBlock(c: KVCacheConfig): number {
+  return (c.precision ?? 'f32') === 'int8' ? c.headDim : 1;
+}
+
 /** Whether the config spills (residentTokens set and below the context length). */
 function spills(c: KVCacheConfig): boolean {
   return c.residentTokens !== undefined && c.residentTokens < c.contextLength;
@@ -90,24 +109,26 @@ function spills(c: KVCacheConfig): boolean {
  * every window as it was).
  */
 function windowRows(c: KVCacheConfig): number {
-  return spills(c) ? Math.min(c.contextLength, c.residentTokens! + c.maxBatch) : c.contextLength;
+  return spills(c) ? Math.min(c.contextLength, c.residentTokens! + c.maxBatch + keyBlock(c) - 1) : c.contextLength;
 }
 
 /**
  * Bytes of wasm memory the KV cache takes in the arena's 'kv' region: all rows of every layer, or,
  * when spilling, the resident windows (residentTokens + maxBatch rows) plus two staging areas of a
- * whole context. (The f32 rows new
- * keys and values land in before conversion are scratch, not counted.)
+ * whole context; int8 adds a key tail per layer and per staging area. (The f32 rows new keys and
+ * values land in before conversion are scratch, not counted.)
  */
 export function kvCacheBytes(c: KVCacheConfig): number {
-  const rowBytes = kvRowBytes(c.precision ?? 'f32', c.headCountKV, c.headDim);
-  if (!spills(c)) return 2 * c.layerCount * c.contextLength * rowBytes;
-  return 2 * c.layerCount * windowRows(c) * rowBytes + 2 * 2 * c.contextLength * rowBytes;
+  const precision = c.precision ?? 'f32';
+  const rowBytes = kvRowBytes(precision, c.headCountKV, c.headDim);
+  const tail = kvKeyTailBytes(precision, c.headCountKV, c.headDim);
+  if (!spills(c)) return c.layerCount * (2 * c.contextLength * rowBytes + tail);
+  return c.layerCount * (2 * windowRows(c) * rowBytes + tail) + 2 * (2 * c.contextLength * rowBytes + tail);
 }
 
 /** Where one layer's attention reads and its new keys and values are written, for one batch. */
 export interface KVLayerRows {
-  /** Rows 0.. of the layer's keys and values in the cache's precision, contiguous (attention reads these). */
+  /** Rows 0.. of the layer's keys and values in the cache's precision, contiguous (attention reads these; int8: the key tail just before k). */
   readonly k: number;
   readonly v: number;
   /** f32 (nTok, kvDim): where the batch's keys and values go before storeNewRows() (biases and RoPE apply here). */
@@ -133,6 +154,9 @@ export class KVCache {
   readonly precision: KVPrecision;
   /** Bytes of one position's row of one layer's keys (or values). */
   readonly rowBytes: number;
+  /** int8: positions per key block (headDim) and bytes of the f16 key tail before each key row 0; 1 and 0 otherwise. */
+  readonly keyBlock: number;
+  readonly keyTailBytes: number;
   /** The attention kernel that reads this cache. */
   readonly attentionKernel: KVAttentionKernel;
   /** Positions kept in wasm memory per layer when spilling; contextLength otherwise. */
@@ -172,6 +196,8 @@ export class KVCache {
     }
     const precision = config.precision ?? 'f32';
     this.rowBytes = kvRowBytes(precision, headCountKV, headDim);
+    this.keyBlock = keyBlock({ ...config, precision });
+    this.keyTailBytes = kvKeyTailBytes(precision, headCountKV, headDim);
     if (config.residentTokens !== undefined && (!Number.isSafeInteger(config.residentTokens) || config.residentTokens < 1)) {
       throw new RangeError(`kvResidentTokens must be a positive integer, got ${config.residentTokens}`);
     }
@@ -196,7 +222,7 @@ export class KVCache {
     const keys: number[] = [];
     const values: number[] = [];
     for (let l = 0; l < layerCount; l++) {
-      keys.push(arena.alloc('kv', windowBytes));
+      keys.push(arena.alloc('kv', this.keyTailBytes + windowBytes) + this.keyTailBytes);
       values.push(arena.alloc('kv', windowBytes));
     }
     this.keys = keys;
@@ -204,7 +230,8 @@ export class KVCache {
     const staging: Staging[] = [];
     if (spilling) {
       for (let i = 0; i < 2; i++) {
-        staging.push({ k: arena.alloc('kv', contextLength * this.rowBytes), v: arena.alloc('kv', contextLength * this.rowBytes), layer: -1, rows: 0 });
+        const k = arena.alloc('kv', this.keyTailBytes + contextLength * this.rowBytes) + this.keyTailBytes;
+        staging.push({ k, v: arena.alloc('kv', contextLength * this.rowBytes), layer: -1, rows: 0 });
       }
     }
     this.staging = staging;
@@ -237,10 +264,56 @@ export class KVCache {
 
   /** Forgets positions from `length` on (their slots are overwritten by later tokens). */
   truncate(length: number): void {
-    if (length < this.tokens.length) this.tokens.length = length;
+    if (length >= this.tokens.length) return;
+    const held = this.tokens.length;
+    this.tokens.length = length;
+    // int8: the positions [blockStart, length) of a complete key block go back to the f16 tail.
+    const blockStart = length - (length % this.keyBlock);
+    const reopen = this.keyTailBytes > 0 && length > blockStart && blockStart + this.keyBlock <= held;
+    if (reopen) this.reopenKeyBlock(blockStart, length - blockStart);
     // Rows [length, spilled) stay valid in the file, but the window no longer continues them.
-    if (length < this.spilled) this.spilled = length;
-    for (const st of this.staging) st.rows = Math.min(st.rows, length);
+    if (blockStart < this.spilled) this.spilled = blockStart;
+    for (const st of this.staging) st.rows = Math.min(st.rows, this.spilled);
+  }
+
+  /**
+   * int8 truncation into the complete key block starting at blockStart: its first `rows` keys,
+   * dequantized, become the f16 tail rows (bit for bit what quantizing again would read) of every
+   * layer. A block already in the spill file is read back, and the window then starts at it.
+   */
+  private reopenKeyBlock(blockStart: number, rows: number): void {
+    const mem = this.arena.bytes();
+    const view = new DataView(mem.buffer, mem.byteOffset, mem.byteLength);
+    const { rowBytes, headDim, headCountKV, kvDim } = this;
+    const qsOff = 4 * headCountKV;
+    for (let l = 0; l < this.layerCount; l++) {
+      let blk: number;
+      if (this.spill && blockStart < this.spilled) {
+        const st = this.stagingOf(l);
+        this.spill.wait();
+        this.spill.prefetch(l, blockStart + this.keyBlock, st.k, st.v);
+        this.spill.wait();
+        st.layer = l;
+        st.rows = blockStart;
+        blk = st.k + blockStart * rowBytes;
+        // The window now holds positions blockStart..: its values (keys live in the tail).
+        mem.copyWithin(this.values[l]!, st.v + blockStart * rowBytes, st.v + (blockStart + rows) * rowBytes);
+      } else {
+        blk = this.keys[l]! + (blockStart - this.spilled) * rowBytes;
+      }
+      const tail = this.keys[l]! - this.keyTailBytes;
+      for (let j = 0; j < rows; j++) {
+        for (let h = 0; h < headCountKV; h++) {
+          for (let i = 0; i < headDim; i++) {
+            const param = blk + i * rowBytes + 4 * h;
+            const d = f16ToF32(view.getUint16(param, true));
+            const m = f16ToF32(view.getUint16(param + 2, true));
+            const u = mem[blk + j * rowBytes + qsOff + h * headDim + i]!;
+            view.setUint16(tail + 2 * (j * kvDim + h * headDim + i), f32ToF16(Math.fround(m + Math.fround(d * u))), true);
+          }
+        }
+      }
+    }
   }
 
   /** Throws when `more` tokens would not fit after the current ones. */
@@ -264,9 +337,11 @@ export class KVCache {
       this.checkRoom(nTok);
       this.batch = nTok;
       const end = pos + nTok;
-      // Spill whole blocks so that at most residentTokens positions stay resident after this batch.
+      // Spill whole blocks so that at most residentTokens positions stay resident after this batch
+      // (int8: only complete key blocks, so up to keyBlock - 1 more).
       const excess = end - this.residentTokens;
-      this.nextSpilled = excess <= 0 ? this.spilled : Math.min(end, Math.max(this.spilled, Math.ceil(excess / this.blockTokens) * this.blockTokens));
+      const target = excess <= 0 ? this.spilled : Math.min(end, Math.max(this.spilled, Math.ceil(excess / this.blockTokens) * this.blockTokens));
+      this.nextSpilled = Math.max(this.spilled, target - (target % this.keyBlock));
     } else if (nTok !== this.batch) {
       throw new Error(`KV cache: layer ${layer} got ${nTok} tokens but the batch has ${this.batch}`);
     }
@@ -292,6 +367,7 @@ export class KVCache {
     const at = this.spilled * this.rowBytes;
     mem.copyWithin(st.k + at, this.keys[layer]!, this.keys[layer]! + resident * this.rowBytes);
     mem.copyWithin(st.v + at, this.values[layer]!, this.values[layer]! + resident * this.rowBytes);
+    if (this.keyTailBytes) mem.copyWithin(st.k - this.keyTailBytes, this.keys[layer]! - this.keyTailBytes, this.keys[layer]!);
     if (this.precision === 'f32') return { k: st.k, v: st.v, newK: st.k + newRow, newV: st.v + newRow };
     return { k: st.k, v: st.v, newK: this.newKF32, newV: this.newVF32 };
   }
@@ -305,7 +381,7 @@ export class KVCache {
       this.kernels.kvStoreF16(rows.newK, dk, this.kvDim, nTok);
       this.kernels.kvStoreF16(rows.newV, dv, this.kvDim, nTok);
     } else {
-      this.kernels.kvStoreInt8(rows.newK, dk, this.headCountKV, this.headDim, nTok);
+      this.kernels.kvStoreInt8Keys(rows.newK, rows.k, this.headCountKV, this.headDim, this.length, nTok);
       this.kernels.kvStoreInt8(rows.newV, dv, this.headCountKV, this.headDim, nTok);
     }
   }
@@ -320,10 +396,13 @@ export class KVCache {
     const pos = this.length, end = pos + this.batch;
     const from = this.spilled, to = this.nextSpilled;
     const mem = this.arena.bytes();
-    for (const [kind, src, window] of [[0, rows.k, this.keys[layer]!], [1, rows.v, this.values[layer]!]] as const) {
+    // int8 keys: a block completed by this batch rewrote its rows from its start on, and the tail changed.
+    const keysFrom = pos - (pos % this.keyBlock);
+    for (const [kind, src, window, first] of [[0, rows.k, this.keys[layer]!, keysFrom], [1, rows.v, this.values[layer]!, pos]] as const) {
       this.spill.write(layer, kind as KVKind, from, to - from, src + from * this.rowBytes);
-      mem.copyWithin(window + (pos - from) * this.rowBytes, src + pos * this.rowBytes, src + end * this.rowBytes);
+      mem.copyWithin(window + (first - from) * this.rowBytes, src + first * this.rowBytes, src + end * this.rowBytes);
     }
+    if (this.keyTailBytes) mem.copyWithin(this.keys[layer]! - this.keyTailBytes, rows.k - this.keyTailBytes, rows.k);
     const st = this.stagingOf(layer);
     // The staging area now holds this layer's file rows [0, to) as they are in the file.
     if (st.layer === layer) st.rows = to;
@@ -331,7 +410,9 @@ export class KVCache {
 
   /** The batch went through every layer: its tokens are now held, and spilled blocks leave the windows. */
   endChunk(tokens: readonly number[]): void {
+    const pos = this.length;
     for (const t of tokens) this.tokens.push(t);
+    if (this.keyTailBytes) this.settleKeyTails(pos);
     if (!this.spill) return;
     const shift = this.nextSpilled - this.spilled;
     if (shift > 0) {
@@ -346,6 +427,23 @@ export class KVCache {
     this.spilled = this.nextSpilled;
     // Start reading layer 0 for the next batch now.
     this.prefetchInto(0);
+  }
+
+  /**
+   * int8, after a batch that started at pos: if it completed the open key block and ended inside a
+   * later one, that partial block's tail rows are in the second half; they move to the first, where
+   * the next batch reads and extends them (layout: assembly/ref/kv.ts).
+   */
+  private settleKeyTails(pos: number): void {
+    const G = this.keyBlock, end = this.length;
+    const complete = end - (end % G);
+    if (complete <= pos - (pos % G) || end === complete) return;
+    const half = this.keyTailBytes / 2;
+    const mem = this.arena.bytes();
+    for (let l = 0; l < this.layerCount; l++) {
+      const tail = this.keys[l]! - this.keyTailBytes;
+      mem.copyWithin(tail, tail + half, tail + half + (end - complete) * 2 * this.kvDim);
+    }
   }
 
   /** Deletes the spill file and stops its reader. The cache cannot be used afterwards. */

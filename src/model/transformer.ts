@@ -9,9 +9,9 @@ import type { KernelExports } from '../runtime/kernel-exports.js';
 import { matmulKernelFor } from '../runtime/kernel-table.js';
 import type { Arena } from '../runtime/memory.js';
 import { SerialExecutor } from '../parallel/executor.js';
-import type { Executor, MatmulJob } from '../parallel/executor.js';
+import type { AttentionKernelName, Executor, MatmulJob } from '../parallel/executor.js';
 import type { HParams } from './hparams.js';
-import type { KVCache } from './kv-cache.js';
+import type { KVAttentionKernel, KVCache } from './kv-cache.js';
 import type { LayerWeights, MatrixWeight, ModelWeights } from './weights.js';
 import type { DiskEmbeddings } from '../memory/embeddings.js';
 import type { LayerPager } from '../memory/layer-pager.js';
@@ -33,14 +33,31 @@ export interface RunState {
   readonly positions: number; // (maxBatch) i32
   readonly attnScratch: number; // attnScratchSlots f32 workspaces of the attention kernel, one per thread
   readonly attnScratchSlots: number;
-  readonly attnScratchStride: number; // bytes per workspace: (contextLength + 16) f32
+  readonly attnScratchStride: number; // bytes per workspace: see attentionScratchBytes
   /** Converted activations per format, each (maxBatch, widest row) in that format. */
   readonly activations: ReadonlyMap<GGMLType, number>;
   readonly logits: number; // (logitRows, vocab) f32
   readonly logitRows: number;
 }
 
-export function createRunState(arena: Arena, hp: HParams, maxBatch: number, contextLength: number): RunState {
+/**
+ * Bytes of one attentionTiled workspace (assembly/ref/attention-tiled.ts, ATTN_TILE_SCRATCH_BYTES; the
+ * Transformer checks that the kernels agree). Independent of the context length.
+ */
+export const ATTENTION_TILED_SCRATCH_BYTES = 2112;
+
+/**
+ * Bytes of one attention workspace for a cache read by `kvAttention` (the KV cache's attentionKernel;
+ * undefined: enough for any): an f32 cache is read by attentionTiled, whose workspace is a few tiles;
+ * the f16/int8 kernels keep a score per visible position, (contextLength + 16) f32.
+ */
+export function attentionScratchBytes(contextLength: number, kvAttention?: KVAttentionKernel): number {
+  const perPosition = (contextLength + 16) * 4;
+  if (kvAttention === 'attention') return ATTENTION_TILED_SCRATCH_BYTES;
+  return kvAttention === undefined ? Math.max(perPosition, ATTENTION_TILED_SCRATCH_BYTES) : perPosition;
+}
+
+export function createRunState(arena: Arena, hp: HParams, maxBatch: number, contextLength: number, kvAttention?: KVAttentionKernel): RunState {
   const embd = hp.embeddingLength;
   const qDim = hp.headCount * hp.headDim;
   const ffn = hp.feedForwardLength;
@@ -64,9 +81,9 @@ export function createRunState(arena: Arena, hp: HParams, maxBatch: number, cont
     gate: f32(maxBatch * ffn),
     up: f32(maxBatch * ffn),
     positions: arena.alloc('scratch', maxBatch * 4),
-    attnScratch: f32(hp.headCount * (contextLength + 16)),
+    attnScratch: arena.alloc('scratch', hp.headCount * attentionScratchBytes(contextLength, kvAttention)),
     attnScratchSlots: hp.headCount,
-    attnScratchStride: (contextLength + 16) * 4,
+    attnScratchStride: attentionScratchBytes(contextLength, kvAttention),
     activations,
     logits: f32(logitRows * hp.vocabSize),
     logitRows,
@@ -89,6 +106,8 @@ export class Transformer {
   private readonly qDim: number;
   private readonly kvDim: number;
   private readonly attnScale: number;
+  /** The attention export run on this cache: attentionTiled for an f32 cache, else the cache's own. */
+  readonly attentionKernel: AttentionKernelName;
 
   constructor(
     readonly hp: HParams,
@@ -106,6 +125,14 @@ export class Transformer {
     this.qDim = hp.headCount * hp.headDim;
     this.kvDim = hp.headCountKV * hp.headDim;
     this.attnScale = 1 / Math.sqrt(hp.headDim);
+    this.attentionKernel = kv.attentionKernel === 'attention' ? 'attentionTiled' : kv.attentionKernel;
+    if (kernels.attentionTiledScratchBytes() !== ATTENTION_TILED_SCRATCH_BYTES) {
+      throw new Error(`internal: the kernels' attention workspace is ${kernels.attentionTiledScratchBytes()} bytes, transformer.ts expects ${ATTENTION_TILED_SCRATCH_BYTES}`);
+    }
+    const need = attentionScratchBytes(kv.contextLength, kv.attentionKernel);
+    if (state.attnScratchStride < need) {
+      throw new RangeError(`the run state's attention workspaces are ${state.attnScratchStride} bytes, ${this.attentionKernel} needs ${need} (give createRunState the KV cache's attentionKernel)`);
+    }
   }
 
   /** True when a forward pass reads from storage (streamed layers or embedding rows). */
@@ -234,8 +261,7 @@ export class Transformer {
       const kvRows = kv.beginLayer(l, n);
       const kCache = kvRows.newK;
       const vCache = kvRows.newV;
-      ex.rmsNorm(s.x, L.attnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
-      this.matmuls(s.xNorm, n, [[L.attnQ, s.q], [L.attnK, kCache], [L.attnV, vCache]]);
+      this.normMatmuls(s.x, L.attnNorm.ptr, n, [[L.attnQ, s.q], [L.attnK, kCache], [L.attnV, vCache]]);
       if (L.attnQBias) k.addBias(s.q, L.attnQBias.ptr, this.qDim, n);
       if (L.attnKBias) k.addBias(kCache, L.attnKBias.ptr, this.kvDim, n);
       if (L.attnVBias) k.addBias(vCache, L.attnVBias.ptr, this.kvDim, n);
@@ -244,7 +270,7 @@ export class Transformer {
       rope(kCache, n, hp.headCountKV, hp.headDim, hp.ropeDims, s.positions, hp.ropeFreqBase, hp.ropeFreqScale, freqFactors);
       kv.storeNewRows(n, kvRows);
       ex.attention({
-        kernel: kv.attentionKernel, q: s.q, k: kvRows.k, v: kvRows.v, out: s.attnOut, nTok: n,
+        kernel: this.attentionKernel, q: s.q, k: kvRows.k, v: kvRows.v, out: s.attnOut, nTok: n,
         nHeads: hp.headCount, nKVHeads: hp.headCountKV, headDim: hp.headDim, kvStride: this.kvDim, pos0, scale: this.attnScale,
         scratch: s.attnScratch, scratchStride: s.attnScratchStride, scratchSlots: s.attnScratchSlots,
       });
@@ -253,8 +279,7 @@ export class Transformer {
       ex.addRows(s.x, s.branch, n * embd);
 
       // Feed-forward: down(silu(gate(x)) * up(x)).
-      ex.rmsNorm(s.x, L.ffnNorm.ptr, s.xNorm, embd, n, hp.rmsNormEps);
-      this.matmuls(s.xNorm, n, [[L.ffnGate, s.gate], [L.ffnUp, s.up]]);
+      this.normMatmuls(s.x, L.ffnNorm.ptr, n, [[L.ffnGate, s.gate], [L.ffnUp, s.up]]);
       ex.siluMulRows(s.gate, s.up, s.gate, hp.feedForwardLength, n);
       this.matmuls(s.gate, n, [[L.ffnDown, s.branch]]);
       ex.addRows(s.x, s.branch, n * embd);
@@ -263,13 +288,12 @@ export class Transformer {
 
   /** Final norm and output projection of rows [first, first+count) of the last chunk into `dst`. */
   private projectLogits(first: number, count: number, dst: Float32Array, dstOffset: number): void {
-    const { hp, executor: ex, state: s, weights: w } = this;
+    const { hp, state: s, weights: w } = this;
     const embd = hp.embeddingLength;
     const vocab = hp.vocabSize;
     for (let r = 0; r < count; r += s.logitRows) {
       const rows = Math.min(s.logitRows, count - r);
-      ex.rmsNorm(s.x + (first + r) * embd * 4, w.outputNorm.ptr, s.xNorm, embd, rows, hp.rmsNormEps);
-      this.matmuls(s.xNorm, rows, [[w.output, s.logits]]);
+      this.normMatmuls(s.x + (first + r) * embd * 4, w.outputNorm.ptr, rows, [[w.output, s.logits]]);
       dst.set(this.arena.f32(s.logits, rows * vocab), dstOffset + r * vocab);
     }
   }
@@ -278,8 +302,9 @@ export class Transformer {
    * For each [w, out]: out (nTok, w.rows) = input (nTok, w.cols) · wᵀ. The input is converted to each
    * activation format the weights need once, and that conversion is shared (q/k/v; gate/up).
    */
-  private matmuls(input: number, nTok: number, jobs: readonly (readonly [MatrixWeight, number])[]): void {
+  private matmuls(input: number, nTok: number, jobs: readonly (readonly [MatrixWeight, number])[], done?: GGMLType): void {
     const converted = new Set<GGMLType>();
+    if (done !== undefined) converted.add(done);
     const calls: MatmulJob[] = [];
     for (const [w, out] of jobs) {
       const kernel = matmulKernelFor(w.type);
@@ -295,6 +320,24 @@ export class Transformer {
     }
     // All calls together: one barrier for q/k/v and one for gate/up when they run on worker threads.
     this.executor.matmuls(calls);
+  }
+
+  /**
+   * matmuls() on the RMSNorm of nTok rows of x (embd wide) with `normWeight`: the normed f32 rows go
+   * to state.xNorm and, by the fused kernel in the same call, into the first activation format the
+   * jobs need (bits as rmsNorm then conversion); any other format they need is converted from xNorm.
+   */
+  private normMatmuls(x: number, normWeight: number, nTok: number, jobs: readonly (readonly [MatrixWeight, number])[]): void {
+    const { hp, state: s } = this;
+    const cols = hp.embeddingLength;
+    const fused = jobs.map(([w]) => matmulKernelFor(w.type)).find((k) => k.normConverterName !== null);
+    if (!fused) {
+      this.executor.rmsNorm(x, normWeight, s.xNorm, cols, nTok, hp.rmsNormEps);
+      return this.matmuls(s.xNorm, nTok, jobs);
+    }
+    const fmt = fused.activationType;
+    this.executor.rmsNormConvert(fused.normConverterName!, x, normWeight, s.xNorm, s.activations.get(fmt)!, cols, nTok, hp.rmsNormEps, activationRowBytes(fmt, cols));
+    this.matmuls(s.xNorm, nTok, jobs, fmt);
   }
 
   /**

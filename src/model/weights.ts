@@ -276,7 +276,11 @@ class WeightLoader {
     const mark = this.arena.mark();
     const tmp = staging && staging.bytes >= t.byteSize ? staging.ptr : this.arena.alloc('scratch', t.byteSize);
     await this.readInto(t, tmp);
-    matmulKernelFor(t.type).repack(this.kernels, tmp, ptr, rows, cols);
+    try {
+      matmulKernelFor(t.type).repack(this.kernels, tmp, ptr, rows, cols);
+    } catch (e) {
+      throw new Error(`tensor "${t.name}": ${(e as Error).message}`);
+    }
     this.arena.release(mark);
     return { ...base, ptr };
   }

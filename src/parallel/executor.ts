@@ -15,6 +15,8 @@ type KeysOfType<T, V> = { [K in keyof T]: T[K] extends V ? K : never }[keyof T];
 export type MatmulKernelName = Extract<KeysOfType<KernelExports, KernelExports['matmulF32']>, `matmul${string}`>;
 /** Names of the exports converting f32 rows to an activation format. */
 export type ConverterKernelName = Extract<KeysOfType<KernelExports, KernelExports['quantizeRowsQ8_0']>, `quantizeRows${string}` | `convertRows${string}`>;
+/** Names of the fused exports: rmsNorm into f32 rows and those rows into an activation format. */
+export type NormConverterKernelName = Extract<KeysOfType<KernelExports, KernelExports['rmsNormToQ8_0']>, `rmsNormTo${string}`>;
 
 /** out (nTok, rows) = x (nTok, cols) · Wᵀ, W being `rows` rows of `cols` in the kernel's format. */
 export interface MatmulJob {
@@ -28,7 +30,7 @@ export interface MatmulJob {
 }
 
 /** Names of the attention exports (same arguments; they differ in the KV cache format they read). */
-export type AttentionKernelName = 'attention' | 'attentionKvF16' | 'attentionKvInt8';
+export type AttentionKernelName = 'attention' | 'attentionTiled' | 'attentionKvF16' | 'attentionKvInt8';
 
 /** Causal grouped-query attention of nTok queries at positions pos0.. (see KernelExports.attention). */
 export interface AttentionJob {
@@ -45,7 +47,10 @@ export interface AttentionJob {
   readonly kvStride: number;
   readonly pos0: number;
   readonly scale: number;
-  /** `scratchSlots` workspaces of `scratchStride` bytes each, every one at least pos0 + nTok f32. */
+  /**
+   * `scratchSlots` workspaces of `scratchStride` bytes each, every one at least pos0 + nTok f32
+   * (attentionTiled: attentionTiledScratchBytes()).
+   */
   readonly scratch: number;
   readonly scratchStride: number;
   readonly scratchSlots: number;
@@ -87,6 +92,11 @@ export interface Executor {
   /** nTok rows of `cols` f32 at x to rows of dstRowBytes at dst. */
   convertRows(kernel: ConverterKernelName, x: number, dst: number, cols: number, nTok: number, dstRowBytes: number): void;
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void;
+  /**
+   * rmsNorm(x, weight, out, ...) and the normed rows converted into rows of dstRowBytes at dst by the
+   * fused kernel: the same bits as rmsNorm then convertRows, in one call (one barrier when split).
+   */
+  rmsNormConvert(kernel: NormConverterKernelName, x: number, weight: number, out: number, dst: number, cols: number, nTok: number, eps: number, dstRowBytes: number): void;
   /** out = silu(gate) * up on nTok rows of cols (the kernel's numerics depend on the row length). */
   siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void;
   /** dst += src over n elements. */
@@ -140,6 +150,13 @@ export class SerialExecutor implements Executor {
   rmsNorm(x: number, weight: number, out: number, cols: number, nTok: number, eps: number): void {
     const t0 = this.callStats.serialStart();
     this.k.rmsNorm(x, weight, out, cols, nTok, eps);
+    this.calls++;
+    this.callStats.serial('norm', 1, t0);
+  }
+
+  rmsNormConvert(kernel: NormConverterKernelName, x: number, weight: number, out: number, dst: number, cols: number, nTok: number, eps: number): void {
+    const t0 = this.callStats.serialStart();
+    this.k[kernel](x, weight, out, dst, cols, nTok, eps);
     this.calls++;
     this.callStats.serial('norm', 1, t0);
   }

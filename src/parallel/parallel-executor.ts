@@ -15,7 +15,7 @@ import { BARRIER_MIN_MS, BarrierCost } from './barrier-cost.js';
 import { CALL_KINDS, CallStats, KIND_INDEX } from './call-stats.js';
 import type { CallKind } from './call-stats.js';
 import { CONTROL_LAYOUT as L, MAX_OPS, MAX_PARTICIPANTS } from './control-block.js';
-import type { AttentionJob, ConverterKernelName, Executor, ExecutorStats, MatmulJob, MatmulKernelName, ParallelOptions } from './executor.js';
+import type { AttentionJob, ConverterKernelName, Executor, ExecutorStats, MatmulJob, MatmulKernelName, NormConverterKernelName, ParallelOptions } from './executor.js';
 import { SerialExecutor } from './executor.js';
 import { kernelFunctions, runShare, spinPoll, SPIN_CHANGED, SPIN_PREEMPTED } from './run-share.js';
 import type { KernelFunction } from './run-share.js';
@@ -28,8 +28,13 @@ const MATMUL_KERNELS: readonly MatmulKernelName[] = [
   'matmulQ8_0', 'matmulQ2_K', 'matmulQ3_K', 'matmulQ4_K', 'matmulQ5_K', 'matmulQ6_K',
 ];
 const CONVERTER_KERNELS: readonly ConverterKernelName[] = ['quantizeRowsQ8_0', 'quantizeRowsQ8_1', 'quantizeRowsQ8_K', 'convertRowsF16', 'convertRowsBF16'];
+const NORM_CONVERTER_KERNELS: readonly NormConverterKernelName[] = ['rmsNormToQ8_0', 'rmsNormToQ8_1', 'rmsNormToQ8_K', 'rmsNormToF16', 'rmsNormToBF16'];
 /** The exports a dispatch can name; a kernel's id in the control block is its index here. */
-const DISPATCH_KERNELS: readonly string[] = [...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows', 'attentionKvF16', 'attentionKvInt8'];
+const DISPATCH_KERNELS: readonly string[] = [
+  ...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows', 'attentionKvF16', 'attentionKvInt8',
+  ...NORM_CONVERTER_KERNELS,
+  'attentionTiled',
+];
 
 /** How long one Atomics.wait of the coordinator lasts before it looks at the clock again. */
 const WAIT_SLICE_MS = 50;
@@ -236,6 +241,22 @@ export class ParallelExecutor implements Executor {
     b.setCountOp(0, this.kernelIds.get('rmsNorm')!, 4, [[0, cols * 4], [2, cols * 4]]);
     this.setArgs(b, 0, x, weight, out, cols, nTok, eps);
     this.splitCount(pool, nTok, 1, 'norm', 2 * cols);
+  }
+
+  rmsNormConvert(kernel: NormConverterKernelName, x: number, weight: number, out: number, dst: number, cols: number, nTok: number, eps: number, dstRowBytes: number): void {
+    // Split by tokens only, as rmsNorm: a row's scale needs the whole row. Counted as a norm, its work
+    // the norm's and the conversion's together.
+    const work = 4 * cols * nTok;
+    const pool = nTok > 1 && this.worthSplitting('norm', work) ? this.activePool() : undefined;
+    if (!pool) {
+      const t0 = performance.now();
+      this.serial.rmsNormConvert(kernel, x, weight, out, dst, cols, nTok, eps);
+      return this.timedAlone('norm', work, t0);
+    }
+    const b = pool.block;
+    b.setCountOp(0, this.kernelIds.get(kernel)!, 5, [[0, cols * 4], [2, cols * 4], [3, dstRowBytes]]);
+    this.setArgs(b, 0, x, weight, out, dst, cols, nTok, eps);
+    this.splitCount(pool, nTok, 1, 'norm', 4 * cols);
   }
 
   siluMulRows(gate: number, up: number, out: number, cols: number, nTok: number): void {

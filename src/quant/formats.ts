@@ -59,6 +59,56 @@
 //          w0 w2 w4 .. w14 w1 w3 .. w15 | w16 w18 .. w30 w17 .. w31
 //     so sign-extending the low and high 8 bytes gives the even and odd weights as i16x8: the operands
 //     of the exact x86 quad grouping (lane i = weights 4i..4i+3) with two i16 dot products.
+//   Q4_1x8 group block, 160 bytes (= 8 Q4_1 blocks):
+//     byte 0       16       32                 48                       144            160
+//          [d0..d7][m0..m7][k=0: rows 0-3     ][k=0: rows 4-7] ... [k=3: rows 4-7]
+//     d_r, m_r: f16 scale and min of row r's block; the quants exactly as Q4_0x8's, 16 bytes later.
+//     The min term m_r * s (Q8_1's s) is added per row after the block's integer sum.
+//   Q4_Kx8 group block, 1184 bytes (= 8 Q4_K blocks, scales unpacked: +32 bytes):
+//     byte 0        16           32                96                160                     1184
+//          [d0..d7][dmin0..dmin7][sc[j][r]: 64 B  ][mn pairs: 64 B  ][qs: 64 vectors of 16 B]
+//     d_r, dmin_r: f16 super-block scales of row r. sc: the 6-bit scale of sub-block j (0..7) of row r
+//     as one byte at 32 + 8j + r, so sub-block j's scales of rows 4h..4h+3 are one 4-byte load.
+//     mn: the 6-bit mins, sub-blocks 2p and 2p+1 of row r side by side at 96 + 16p + 2r (+0, +1), so
+//     widening 8 bytes to i16 and one i16 dot with (bsum pair 2p, bsum pair 2p+1) gives four rows' part
+//     of sum_j m_j * (bsums_2j + bsums_2j+1). qs: vector (pair k = 0..3, quad l = 0..7, half h) at
+//     160 + 16 * (16k + 2l + h), rows 4h..4h+3, four bytes each: that row's file quant bytes
+//     qs[32k + 4l .. 32k + 4l + 3] (low nibble: sub-block 2k weight 4l+i, high: sub-block 2k+1):
+//          | r0 qs[32k+4l..+3] | r1 .. | r2 .. | r3 .. |
+//     As for Q4_0x8, one AND (or shift) and one dot with x[64k + 4l..] (or x[64k + 32 + 4l..]) repeated
+//     four times gives four rows' partial sums in four lanes; the vectors come in the loop's order.
+//   Q5_Kx8 group block, 1440 bytes (= 8 Q5_K blocks + 32):
+//          [d, dmin, sc, mn as Q4_Kx8: 160 B][qh: 16 vectors of 16 B][qs as Q4_Kx8: 1024 B]
+//     qh vector (quad l, half h) at 160 + 16 * (2l + h): rows 4h..4h+3, that row's file qh[4l..4l+3]
+//     (bit j = fifth bit of weight 4l+i of sub-block j), so it lines up byte for byte with every qs
+//     vector of quad l. 4-bit (5-bit) quants stay unsigned 0..15 (0..31) in all three layouts: the
+//     relaxed dot's 7-bit operand; the mins meet the activations through their block sums.
+//   F32x8, F16x8, BF16x8 (the float types, block size 1, so a "group block" is one column of the 8
+//   rows: 32, 16, 16 bytes): the weights as in the file, the group's rows interleaved by column quads.
+//   Quad k (columns 4k..4k+3) starts at weight 32k of the group and holds the 8 rows' four weights,
+//   row after row; a last quad of cols % 4 columns holds that many per row:
+//     weight  0        4        8             28       32                            32k + r*w + j
+//          [r0 w0-3][r1 w0-3][r2 w0-3] ... [r7 w0-3][r0 w4-7] ... [r7 w4-7] ...  (w = 4, or the tail)
+//     F32x8: one 16-byte vector is one row's quad (4 rows = 64 bytes); F16x8/BF16x8: one vector is
+//     two rows' quads (rows 2p, 2p+1), so each load feeds a 4-row unit that shares one activation
+//     quad per token. The weights stay exactly as in the file, so each output keeps the float order
+//     of its file-layout kernel.
+//     F16x8 alone moves the quads of the whole 64-column chunks (nc = cols / 64 of them): quad
+//     16c + q (lane group q = 0..15 of chunk c, the 64-lane order of ggml_vec_dot_f16) sits in quad
+//     slot q * nc + c, so one lane group of every chunk is one contiguous run; the quads past the last
+//     whole chunk keep their slots (k = 16 nc ..):
+//          [q=0: c=0 c=1 .. c=nc-1][q=1: c=0 ..] ... [q=15: .. c=nc-1][tail quads]
+//   Q6_Kx8 group block, 2192 bytes (= 8 Q6_K blocks of 210 bytes, quants widened to a byte: +512):
+//     byte 0       16                      144                                              2192
+//          [d0..d7][sc[g][r]: 16 x 8 i8 ][q: 128 vectors of 16 B: (g=0,k=0,h=0) (0,0,1) (0,1,0) ...]
+//     d_r: f16 super-block scale of row r. sc: the i8 scale of 16-weight group g (0..15) of row r at
+//     16 + 8g + r, so a group's 8 scales are one 8-byte load. q: each weight's 6 bits (low 4 from ql,
+//     high 2 from qh) merged into one byte 0..63; vector (group g, quad k = 0..3, half h) at
+//     144 + 16 * (8g + 2k + h) holds rows 4h..4h+3, four bytes each (weights 16g + 4k .. 16g + 4k + 3):
+//          | r0 q[16g+4k..+3] | r1 .. | r2 .. | r3 .. |
+//     One dot with x[16g+4k..+3] repeated four times gives four rows' partial sums in four lanes, the
+//     quants the relaxed dot's 7-bit operand; the offset 32 comes back through Q8_K's bsums
+//     (sum (q-32) x = sum q x - 32 bsum_g).
 //
 // Every other type keeps its file layout in memory. PACKED_LAYOUT_VERSION changes with any of the
 // above (a packed-weight cache keys on it).
@@ -158,7 +208,7 @@ export const TYPE_TRAITS: ReadonlyMap<number, TypeTraits> = new Map<number, Type
 );
 
 /** Bumped whenever a packed layout changes; mirrored by assembly/formats.ts. */
-export const PACKED_LAYOUT_VERSION = 1;
+export const PACKED_LAYOUT_VERSION = 3;
 /** Rows interleaved per group of a packed layout. */
 export const PACK_ROWS = 8;
 
@@ -177,6 +227,13 @@ export const PACKED_LAYOUTS: ReadonlyMap<GGMLType, PackedLayout> = new Map(
   [
     { type: GGMLType.Q4_0, name: 'Q4_0x8', rows: PACK_ROWS, groupBlockBytes: 144 },
     { type: GGMLType.Q8_0, name: 'Q8_0x8', rows: PACK_ROWS, groupBlockBytes: 272 },
+    { type: GGMLType.Q4_1, name: 'Q4_1x8', rows: PACK_ROWS, groupBlockBytes: 160 },
+    { type: GGMLType.Q4_K, name: 'Q4_Kx8', rows: PACK_ROWS, groupBlockBytes: 1184 },
+    { type: GGMLType.Q5_K, name: 'Q5_Kx8', rows: PACK_ROWS, groupBlockBytes: 1440 },
+    { type: GGMLType.F32, name: 'F32x8', rows: PACK_ROWS, groupBlockBytes: 32 },
+    { type: GGMLType.F16, name: 'F16x8', rows: PACK_ROWS, groupBlockBytes: 16 },
+    { type: GGMLType.BF16, name: 'BF16x8', rows: PACK_ROWS, groupBlockBytes: 16 },
+    { type: GGMLType.Q6_K, name: 'Q6_Kx8', rows: PACK_ROWS, groupBlockBytes: 2192 },
   ].map((l) => [l.type, l]),
 );
 

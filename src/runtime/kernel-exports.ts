@@ -7,6 +7,12 @@ export type MatmulKernel = (w: number, x: number, out: number, cols: number, row
 /** nTok contiguous rows of `cols` f32 at x to rows of an activation format at dst. */
 export type RowConverter = (x: number, dst: number, cols: number, nTok: number) => void;
 
+/**
+ * rmsNorm of nTok rows of `cols` f32 at x into out (f32) and, from those rows, the same rows in an
+ * activation format at dst: exactly rmsNorm then the converter, in one call (weight 0 = none).
+ */
+export type NormConverter = (x: number, weight: number, out: number, dst: number, cols: number, nTok: number, eps: number) => void;
+
 /** In-place rotary embedding of nTok rows of nHeads*headDim f32 (positions: i32[nTok]; freqFactors 0 = none). */
 export type RopeKernel = (x: number, nTok: number, nHeads: number, headDim: number, nRot: number, positions: number, freqBase: number, freqScale: number, freqFactors: number) => void;
 
@@ -37,10 +43,23 @@ export interface KernelExports {
   quantizeRowsQ8_K: RowConverter;
   convertRowsF16: RowConverter;
   convertRowsBF16: RowConverter;
+  rmsNormToQ8_0: NormConverter;
+  rmsNormToQ8_1: NormConverter;
+  rmsNormToQ8_K: NormConverter;
+  rmsNormToF16: NormConverter;
+  rmsNormToBF16: NormConverter;
 
   matmulF32: MatmulKernel;
   matmulF16: MatmulKernel;
   matmulBF16: MatmulKernel;
+  /** The file-layout F32/F16/BF16 matmuls the packed ones replace (same bits; tests and benchmarks). */
+  matmulFileF32: MatmulKernel;
+  matmulFileF16: MatmulKernel;
+  matmulFileBF16: MatmulKernel;
+  matmulFileQ6_K: MatmulKernel;
+  matmulFileQ4_1: MatmulKernel;
+  matmulFileQ4_K: MatmulKernel;
+  matmulFileQ5_K: MatmulKernel;
   matmulQ4_0: MatmulKernel;
   matmulQ4_1: MatmulKernel;
   matmulQ5_0: MatmulKernel;
@@ -63,6 +82,13 @@ export interface KernelExports {
    * f32; heads [headStart, headEnd). scratch: pos0 + nTok f32 for this call alone.
    */
   attention(q: number, k: number, v: number, out: number, nTok: number, nHeads: number, nKVHeads: number, headDim: number, kvStride: number, pos0: number, scale: number, scratch: number, headStart: number, headEnd: number): void;
+  /**
+   * attention() with the keys taken a tile at a time (running max and sum): the same bits for queries
+   * seeing at most attentionTileKeys() keys; scratch: attentionTiledScratchBytes() for this call alone.
+   */
+  attentionTiled: AttentionKernel;
+  attentionTiledScratchBytes(): number;
+  attentionTileKeys(): number;
   /** out = silu(gate) * up (any split of a range gives the same bits). */
   siluMul(gate: number, up: number, out: number, n: number): void;
   /** silu(gate) * up on nTok rows of cols, exactly llama.cpp's per-row numerics; split only by rows. */
@@ -78,6 +104,8 @@ export interface KernelExports {
   kvStoreF16(src: number, dst: number, cols: number, nTok: number): void;
   /** nTok rows of nKVHeads*headDim f32 at src to int8 KV-cache rows (a scale per head, then values). */
   kvStoreInt8(src: number, dst: number, nKVHeads: number, headDim: number, nTok: number): void;
+  /** nTok rows of f32 keys at positions pos.. to the int8 key cache whose row 0 is at k (f16 tail, blocks per channel). */
+  kvStoreInt8Keys(src: number, k: number, nKVHeads: number, headDim: number, pos: number, nTok: number): void;
   /** attention() over an f16 KV cache (same arguments). */
   attentionKvF16: AttentionKernel;
   /** attention() over an int8 KV cache (same arguments). */

@@ -9,6 +9,12 @@ import type { PackedLayout } from '../quant/formats.js';
 import type { KernelExports, MatmulKernel, RowConverter } from './kernel-exports.js';
 
 type ConverterName = 'quantizeRowsQ8_0' | 'quantizeRowsQ8_1' | 'quantizeRowsQ8_K' | 'convertRowsF16' | 'convertRowsBF16';
+type NormConverterName = 'rmsNormToQ8_0' | 'rmsNormToQ8_1' | 'rmsNormToQ8_K' | 'rmsNormToF16' | 'rmsNormToBF16';
+/** The fused rmsNorm + conversion of each converter (same bits as rmsNorm, then the converter). */
+const NORM_CONVERTERS: Readonly<Record<ConverterName, NormConverterName>> = {
+  quantizeRowsQ8_0: 'rmsNormToQ8_0', quantizeRowsQ8_1: 'rmsNormToQ8_1', quantizeRowsQ8_K: 'rmsNormToQ8_K',
+  convertRowsF16: 'rmsNormToF16', convertRowsBF16: 'rmsNormToBF16',
+};
 type MatmulName =
   | 'matmulF32' | 'matmulF16' | 'matmulBF16' | 'matmulQ4_0' | 'matmulQ4_1' | 'matmulQ5_0' | 'matmulQ5_1'
   | 'matmulQ8_0' | 'matmulQ2_K' | 'matmulQ3_K' | 'matmulQ4_K' | 'matmulQ5_K' | 'matmulQ6_K';
@@ -19,6 +25,8 @@ export interface MatmulEntry {
   readonly activationType: GGMLType;
   /** Export converting f32 rows to activationType; null for F32. */
   readonly converterName: ConverterName | null;
+  /** Export that rmsNorms f32 rows and converts them to activationType in one call; null for F32. */
+  readonly normConverterName: NormConverterName | null;
   readonly matmulName: MatmulName;
   /** The packed layout the matmul reads (weights repacked at load), or null: the file layout. */
   readonly layout: PackedLayout | null;
@@ -46,6 +54,7 @@ function entry(type: GGMLType, activationType: GGMLType, converterName: Converte
     type,
     activationType,
     converterName,
+    normConverterName: converterName ? NORM_CONVERTERS[converterName] : null,
     matmulName,
     layout,
     rowAlign: layout ? layout.rows : 1,
@@ -53,7 +62,10 @@ function entry(type: GGMLType, activationType: GGMLType, converterName: Converte
     repack(k: KernelExports, src: number, dst: number, rows: number, cols: number): void {
       if (!layout) throw new Error(`${GGMLType[type]} weights are multiplied in their file layout; there is nothing to repack`);
       if (k.repackRows(type, src, dst, rows, cols) !== 0) {
-        throw new Error(`cannot repack a ${rows}x${cols} ${GGMLType[type]} matrix into ${layout.name}`);
+        // F16x8's fast half-to-float conversion is exact for finite halves only, so repacking refuses
+        // a matrix holding an infinity or NaN rather than computing with it wrongly.
+        const why = type === GGMLType.F16 ? ': it holds an infinity or NaN, and F16 weights must be finite' : '';
+        throw new Error(`cannot repack a ${rows}x${cols} ${GGMLType[type]} matrix into ${layout.name}${why}`);
       }
     },
     convert(k: KernelExports): RowConverter {

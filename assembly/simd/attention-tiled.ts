@@ -1,0 +1,310 @@
+// SIMD128 tiled causal grouped-query attention over an f32 KV cache, same signature, contract and bits
+// as ref/attention-tiled.ts (where the recurrence and the rule that keeps the one-pass kernel's bits
+// are stated). The query rows of one KV head are its group's (token, head) pairs, token-major, taken
+// ATTN_TILE_Q at a time against ATTN_TILE_K keys at a time: each key row is loaded once for the four
+// rows' dot products and each value row once for their weighted sums, kept in registers across the
+// key tile (so decode, one token, shares the loads among the heads of a group). Every output element
+// still takes its products in position order, so per row the bits are the twin's, however rows are
+// grouped; the keys all four rows see go four rows at a time, the diagonal's staircase row by row.
+import { expf32 } from '../ref/expf';
+import {
+  ATTN_TILE_FACTOR_OFF, ATTN_TILE_K, ATTN_TILE_MAX_OFF, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF, ATTN_TILE_SUM_OFF,
+} from '../ref/attention-tiled';
+import { expF32x4 } from './expf';
+import { hsumF32 } from './lanes';
+
+/** How a key tile starts a query's output rows: zero (first tile), out * factor, or as they are. */
+const START_ZERO: i32 = 0;
+const START_SCALED: i32 = 1;
+const START_CONTINUE: i32 = 2;
+
+/** q.k of one query row and one key row, the twin's four-lane order (hsum, then the tail). */
+// @ts-ignore: decorator
+@inline function dotQKx4(qh: usize, kp: usize, headDim: i32, d4: i32): f32 {
+  let acc = f32x4.splat(0);
+  for (let i = 0; i < d4; i += 4) {
+    const o = <usize>i << 2;
+    acc = f32x4.add(acc, f32x4.mul(v128.load(qh + o), v128.load(kp + o)));
+  }
+  let dot = hsumF32(acc);
+  for (let i = d4; i < headDim; i++) dot += load<f32>(qh + (<usize>i << 2)) * load<f32>(kp + (<usize>i << 2));
+  return dot;
+}
+
+/** The four dots' tails (dims d4..headDim) after their lane sums, scaled, stored at column j of sc's rows. */
+// @ts-ignore: decorator
+@inline function storeScores4(q0: usize, q1: usize, q2: usize, q3: usize, kp: usize, a0: v128, a1: v128, a2: v128, a3: v128, headDim: i32, d4: i32, scale: f32, at: usize): void {
+  const rowBytes = <usize>ATTN_TILE_K << 2;
+  let d0 = hsumF32(a0), d1 = hsumF32(a1), d2 = hsumF32(a2), d3 = hsumF32(a3);
+  for (let i = d4; i < headDim; i++) {
+    const o = <usize>i << 2;
+    const kx = load<f32>(kp + o);
+    d0 += load<f32>(q0 + o) * kx;
+    d1 += load<f32>(q1 + o) * kx;
+    d2 += load<f32>(q2 + o) * kx;
+    d3 += load<f32>(q3 + o) * kx;
+  }
+  store<f32>(at, d0 * scale);
+  store<f32>(at + rowBytes, d1 * scale);
+  store<f32>(at + 2 * rowBytes, d2 * scale);
+  store<f32>(at + 3 * rowBytes, d3 * scale);
+}
+
+/** Scores of four query rows against keys [0, cnt) from kBase: two keys at a time, each query load shared. */
+function scores4(q0: usize, q1: usize, q2: usize, q3: usize, kBase: usize, kvRow: usize, cnt: i32, headDim: i32, d4: i32, scale: f32, sc: usize): void {
+  let j = 0;
+  for (; j + 1 < cnt; j += 2) {
+    const kp = kBase + <usize>j * kvRow, kq = kp + kvRow;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let i = 0; i < d4; i += 4) {
+      const o = <usize>i << 2;
+      const ka = v128.load(kp + o), kb = v128.load(kq + o);
+      const x0 = v128.load(q0 + o), x1 = v128.load(q1 + o), x2 = v128.load(q2 + o), x3 = v128.load(q3 + o);
+      a0 = f32x4.add(a0, f32x4.mul(x0, ka)); b0 = f32x4.add(b0, f32x4.mul(x0, kb));
+      a1 = f32x4.add(a1, f32x4.mul(x1, ka)); b1 = f32x4.add(b1, f32x4.mul(x1, kb));
+      a2 = f32x4.add(a2, f32x4.mul(x2, ka)); b2 = f32x4.add(b2, f32x4.mul(x2, kb));
+      a3 = f32x4.add(a3, f32x4.mul(x3, ka)); b3 = f32x4.add(b3, f32x4.mul(x3, kb));
+    }
+    storeScores4(q0, q1, q2, q3, kp, a0, a1, a2, a3, headDim, d4, scale, sc + (<usize>j << 2));
+    storeScores4(q0, q1, q2, q3, kq, b0, b1, b2, b3, headDim, d4, scale, sc + (<usize>(j + 1) << 2));
+  }
+  if (j < cnt) {
+    const kp = kBase + <usize>j * kvRow;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    for (let i = 0; i < d4; i += 4) {
+      const o = <usize>i << 2;
+      const kv = v128.load(kp + o);
+      a0 = f32x4.add(a0, f32x4.mul(v128.load(q0 + o), kv));
+      a1 = f32x4.add(a1, f32x4.mul(v128.load(q1 + o), kv));
+      a2 = f32x4.add(a2, f32x4.mul(v128.load(q2 + o), kv));
+      a3 = f32x4.add(a3, f32x4.mul(v128.load(q3 + o), kv));
+    }
+    storeScores4(q0, q1, q2, q3, kp, a0, a1, a2, a3, headDim, d4, scale, sc + (<usize>j << 2));
+  }
+}
+
+/**
+ * The softmax step of one query on its c scores at sc (replaced by its weights e or e * inv): updates
+ * its running max and sum in the workspace and returns the factor its output rows take first.
+ */
+function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, last: bool): f32 {
+  const mAt = ws + ATTN_TILE_MAX_OFF + (<usize>i << 2);
+  const lAt = ws + ATTN_TILE_SUM_OFF + (<usize>i << 3);
+  const mPrev = load<f32>(mAt);
+  const c4 = c & ~3;
+  let mv = f32x4.splat(mPrev);
+  for (let j = 0; j < c4; j += 4) mv = f32x4.max(mv, v128.load(sc + (<usize>j << 2)));
+  let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  for (let j = c4; j < c; j++) m = max(m, load<f32>(sc + (<usize>j << 2)));
+  const alpha: f32 = first ? 1 : expf32(mPrev - m);
+  let l: f64 = first ? 0 : load<f64>(lAt) * <f64>alpha;
+  const msplat = f32x4.splat(m);
+  for (let j = 0; j < c4; j += 4) {
+    const p = sc + (<usize>j << 2);
+    v128.store(p, expF32x4(f32x4.sub(v128.load(p), msplat)));
+  }
+  for (let j = c4; j < c; j++) {
+    const p = sc + (<usize>j << 2);
+    store<f32>(p, expf32(load<f32>(p) - m));
+  }
+  for (let j = 0; j < c; j++) l += load<f32>(sc + (<usize>j << 2));
+  store<f32>(mAt, m);
+  store<f64>(lAt, l);
+  if (!last) return alpha;
+  const inv = f32(1.0 / l);
+  const iv = f32x4.splat(inv);
+  for (let j = 0; j < c4; j += 4) {
+    const p = sc + (<usize>j << 2);
+    v128.store(p, f32x4.mul(v128.load(p), iv));
+  }
+  for (let j = c4; j < c; j++) {
+    const p = sc + (<usize>j << 2);
+    store<f32>(p, load<f32>(p) * inv);
+  }
+  return alpha * inv;
+}
+
+/** One output lane group at o: start it (zero, scaled, or as it is). */
+// @ts-ignore: decorator
+@inline function startLanes(o: usize, start: i32, f: v128): v128 {
+  if (start == START_ZERO) return f32x4.splat(0);
+  const x = v128.load(o);
+  return start == START_SCALED ? f32x4.mul(x, f) : x;
+}
+
+// @ts-ignore: decorator
+@inline function startScalar(o: usize, start: i32, f: f32): f32 {
+  if (start == START_ZERO) return 0;
+  const x = load<f32>(o);
+  return start == START_SCALED ? x * f : x;
+}
+
+/** One query: oh = start(oh) + sum over j in [j0, j1) of w[j] * v_j, 16 lanes of the row at a time. */
+function accumulate1(oh: usize, w: usize, vBase: usize, kvRow: usize, j0: i32, j1: i32, headDim: i32, start: i32, factor: f32): void {
+  const f = f32x4.splat(factor);
+  const d16 = headDim & ~15, d4 = headDim & ~3;
+  for (let d = 0; d < d16; d += 16) {
+    const o = oh + (<usize>d << 2);
+    let a0 = startLanes(o, start, f), a1 = startLanes(o + 16, start, f), a2 = startLanes(o + 32, start, f), a3 = startLanes(o + 48, start, f);
+    for (let j = j0; j < j1; j++) {
+      const p = v128.load32_splat(w + (<usize>j << 2));
+      const vp = vBase + <usize>j * kvRow + (<usize>d << 2);
+      a0 = f32x4.add(a0, f32x4.mul(p, v128.load(vp)));
+      a1 = f32x4.add(a1, f32x4.mul(p, v128.load(vp + 16)));
+      a2 = f32x4.add(a2, f32x4.mul(p, v128.load(vp + 32)));
+      a3 = f32x4.add(a3, f32x4.mul(p, v128.load(vp + 48)));
+    }
+    v128.store(o, a0);
+    v128.store(o + 16, a1);
+    v128.store(o + 32, a2);
+    v128.store(o + 48, a3);
+  }
+  for (let d = d16; d < d4; d += 4) {
+    const o = oh + (<usize>d << 2);
+    let a = startLanes(o, start, f);
+    for (let j = j0; j < j1; j++) {
+      a = f32x4.add(a, f32x4.mul(v128.load32_splat(w + (<usize>j << 2)), v128.load(vBase + <usize>j * kvRow + (<usize>d << 2))));
+    }
+    v128.store(o, a);
+  }
+  for (let d = d4; d < headDim; d++) {
+    const o = oh + (<usize>d << 2);
+    let a = startScalar(o, start, factor);
+    for (let j = j0; j < j1; j++) a += load<f32>(w + (<usize>j << 2)) * load<f32>(vBase + <usize>j * kvRow + (<usize>d << 2));
+    store<f32>(o, a);
+  }
+}
+
+/**
+ * Four query rows (output rows o0..o3, weights rows of ATTN_TILE_K at w): each row started with its
+ * factor, then the weighted values of keys [0, cnt), eight lanes of the row at a time, each value
+ * load shared by the four.
+ */
+function accumulate4(o0: usize, o1: usize, o2: usize, o3: usize, w: usize, ws: usize, vBase: usize, kvRow: usize, cnt: i32, headDim: i32, start: i32): void {
+  const wRow = <usize>ATTN_TILE_K << 2;
+  const fAt = ws + ATTN_TILE_FACTOR_OFF;
+  const f0 = v128.load32_splat(fAt), f1 = v128.load32_splat(fAt + 4), f2 = v128.load32_splat(fAt + 8), f3 = v128.load32_splat(fAt + 12);
+  const d8 = headDim & ~7, d4 = headDim & ~3;
+  for (let d = 0; d < d8; d += 8) {
+    const od = <usize>d << 2;
+    const p0 = o0 + od, p1 = o1 + od, p2 = o2 + od, p3 = o3 + od;
+    let a00 = startLanes(p0, start, f0), a01 = startLanes(p0 + 16, start, f0);
+    let a10 = startLanes(p1, start, f1), a11 = startLanes(p1 + 16, start, f1);
+    let a20 = startLanes(p2, start, f2), a21 = startLanes(p2 + 16, start, f2);
+    let a30 = startLanes(p3, start, f3), a31 = startLanes(p3 + 16, start, f3);
+    for (let j = 0; j < cnt; j++) {
+      const vp = vBase + <usize>j * kvRow + (<usize>d << 2);
+      const v0 = v128.load(vp), v1 = v128.load(vp + 16);
+      const wj = w + (<usize>j << 2);
+      const w0 = v128.load32_splat(wj), w1 = v128.load32_splat(wj + wRow);
+      const w2 = v128.load32_splat(wj + 2 * wRow), w3 = v128.load32_splat(wj + 3 * wRow);
+      a00 = f32x4.add(a00, f32x4.mul(w0, v0)); a01 = f32x4.add(a01, f32x4.mul(w0, v1));
+      a10 = f32x4.add(a10, f32x4.mul(w1, v0)); a11 = f32x4.add(a11, f32x4.mul(w1, v1));
+      a20 = f32x4.add(a20, f32x4.mul(w2, v0)); a21 = f32x4.add(a21, f32x4.mul(w2, v1));
+      a30 = f32x4.add(a30, f32x4.mul(w3, v0)); a31 = f32x4.add(a31, f32x4.mul(w3, v1));
+    }
+    v128.store(p0, a00); v128.store(p0 + 16, a01);
+    v128.store(p1, a10); v128.store(p1 + 16, a11);
+    v128.store(p2, a20); v128.store(p2 + 16, a21);
+    v128.store(p3, a30); v128.store(p3 + 16, a31);
+  }
+  // The rest of each row (fewer than eight lanes) one query at a time: the same per-element order.
+  if (d8 < headDim) {
+    for (let i = 0; i < 4; i++) {
+      const factor = load<f32>(fAt + (<usize>i << 2));
+      const f = f32x4.splat(factor);
+      const oi = i == 0 ? o0 : i == 1 ? o1 : i == 2 ? o2 : o3;
+      const wi = w + <usize>i * wRow;
+      for (let d = d8; d < d4; d += 4) {
+        const o = oi + (<usize>d << 2);
+        let a = startLanes(o, start, f);
+        for (let j = 0; j < cnt; j++) {
+          a = f32x4.add(a, f32x4.mul(v128.load32_splat(wi + (<usize>j << 2)), v128.load(vBase + <usize>j * kvRow + (<usize>d << 2))));
+        }
+        v128.store(o, a);
+      }
+      for (let d = d4; d < headDim; d++) {
+        const o = oi + (<usize>d << 2);
+        let a = startScalar(o, start, factor);
+        for (let j = 0; j < cnt; j++) a += load<f32>(wi + (<usize>j << 2)) * load<f32>(vBase + <usize>j * kvRow + (<usize>d << 2));
+        store<f32>(o, a);
+      }
+    }
+  }
+}
+
+/** Byte offset of row r's head vector among the rows (t, h) of a head group: t = r / gh, h = hLo + r % gh. */
+// @ts-ignore: decorator
+@inline function rowOffset(r: i32, gh: i32, hLo: i32, nHeads: i32, headDim: i32): usize {
+  const t = r / gh;
+  return (<usize>(t * nHeads + hLo + (r - t * gh)) * headDim) << 2;
+}
+
+export function simdAttentionTiled(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  const group = nHeads / nKVHeads;
+  const kvRow = <usize>kvStride << 2;
+  const wRow = <usize>ATTN_TILE_K << 2;
+  const d4 = headDim & ~3;
+  const sc = scratch + ATTN_TILE_SCORES_OFF;
+  // Query rows are the (token, head) pairs of one KV head's group, token-major, ATTN_TILE_Q at a time:
+  // the heads sharing keys and values (and the consecutive tokens) read each key and value row once.
+  for (let g = headStart / group; g * group < headEnd; g++) {
+    const hLo = max(headStart, g * group), gh = min(headEnd, (g + 1) * group) - hLo;
+    const kvOff = (<usize>(g * headDim)) << 2;
+    const nRows = nTok * gh;
+    for (let r0 = 0; r0 < nRows; r0 += ATTN_TILE_Q) {
+      const nq = min(ATTN_TILE_Q, nRows - r0);
+      const n0 = pos0 + r0 / gh + 1; // keys the tile's first row sees; rows are in order of position
+      const nLast = pos0 + (r0 + nq - 1) / gh + 1;
+      const rq0 = rowOffset(r0, gh, hLo, nHeads, headDim);
+      const rq1 = nq > 1 ? rowOffset(r0 + 1, gh, hLo, nHeads, headDim) : rq0;
+      const rq2 = nq > 2 ? rowOffset(r0 + 2, gh, hLo, nHeads, headDim) : rq0;
+      const rq3 = nq > 3 ? rowOffset(r0 + 3, gh, hLo, nHeads, headDim) : rq0;
+      for (let s0 = 0; s0 < nLast; s0 += ATTN_TILE_K) {
+        const kBase = k + <usize>s0 * kvRow + kvOff;
+        const vBase = v + <usize>s0 * kvRow + kvOff;
+        const first = s0 == 0;
+        const c0 = max(0, min(ATTN_TILE_K, n0 - s0));
+        // Scores: the keys all rows see four rows at a time, the rest (a diagonal staircase) one by one.
+        let jFrom = 0;
+        if (nq == ATTN_TILE_Q) {
+          scores4(q + rq0, q + rq1, q + rq2, q + rq3, kBase, kvRow, c0, headDim, d4, scale, sc);
+          jFrom = c0;
+        }
+        for (let i = 0; i < nq; i++) {
+          const ci = min(ATTN_TILE_K, pos0 + (r0 + i) / gh + 1 - s0);
+          const si = sc + <usize>i * wRow;
+          const qi = q + (i == 0 ? rq0 : i == 1 ? rq1 : i == 2 ? rq2 : rq3);
+          for (let j = jFrom; j < ci; j++) {
+            store<f32>(si + (<usize>j << 2), dotQKx4(qi, kBase + <usize>j * kvRow, headDim, d4) * scale);
+          }
+        }
+        // Softmax step per row (a row with no key in this tile keeps its output: factor 1).
+        for (let i = 0; i < nq; i++) {
+          const ni = pos0 + (r0 + i) / gh + 1;
+          const ci = min(ATTN_TILE_K, ni - s0);
+          const fAt = scratch + ATTN_TILE_FACTOR_OFF + (<usize>i << 2);
+          if (first) store<f32>(scratch + ATTN_TILE_MAX_OFF + (<usize>i << 2), -Infinity);
+          store<f32>(fAt, ci > 0 ? softmaxStep(scratch, i, sc + <usize>i * wRow, ci, first, s0 + ci == ni) : 1);
+        }
+        // Weighted values, in position order per output element.
+        const start = first ? START_ZERO : START_SCALED;
+        if (nq == ATTN_TILE_Q) {
+          accumulate4(out + rq0, out + rq1, out + rq2, out + rq3, sc, scratch, vBase, kvRow, c0, headDim, start);
+          for (let i = 0; i < nq; i++) {
+            const ci = min(ATTN_TILE_K, pos0 + (r0 + i) / gh + 1 - s0);
+            const oi = out + (i == 0 ? rq0 : i == 1 ? rq1 : i == 2 ? rq2 : rq3);
+            if (ci > c0) accumulate1(oi, sc + <usize>i * wRow, vBase, kvRow, c0, ci, headDim, START_CONTINUE, 1);
+          }
+        } else {
+          for (let i = 0; i < nq; i++) {
+            const ci = min(ATTN_TILE_K, pos0 + (r0 + i) / gh + 1 - s0);
+            const oi = out + (i == 0 ? rq0 : i == 1 ? rq1 : i == 2 ? rq2 : rq3);
+            if (ci > 0) accumulate1(oi, sc + <usize>i * wRow, vBase, kvRow, 0, ci, headDim, start, load<f32>(scratch + ATTN_TILE_FACTOR_OFF + (<usize>i << 2)));
+          }
+        }
+      }
+    }
+  }
+}
