@@ -36,6 +36,8 @@ import { ATTN_TILE_K, ATTN_TILE_SCRATCH_BYTES, refAttentionTiled } from './ref/a
 import { simdAttentionTiled } from './simd/attention-tiled';
 import { refAttentionKvF16, refAttentionKvInt8, refKvStoreF16, refKvStoreInt8, refKvStoreInt8Keys } from './ref/kv';
 import { simdAttentionKvF16, simdAttentionKvInt8, simdKvStoreInt8 } from './simd/kv';
+import { kvTiledScratchBytes, refAttentionKvF16Tiled, refAttentionKvInt8Tiled } from './ref/kv-tiled';
+import { simdAttentionKvF16Tiled, simdAttentionKvInt8Tiled } from './simd/kv-tiled';
 import {
   TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
   TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K,
@@ -365,4 +367,24 @@ export function attentionKvF16(q: usize, k: usize, v: usize, out: usize, nTok: i
 export function attentionKvInt8(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
   if (ASC_FEATURE_SIMD) simdAttentionKvInt8(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
   else refAttentionKvInt8(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+}
+
+/**
+ * attentionKvF16 taking the keys ATTN_TILE_K at a time with a running max and sum (ref/kv-tiled.ts):
+ * the same bits for queries seeing at most ATTN_TILE_K keys. scratch: attentionKvTiledScratchBytes(headDim).
+ */
+export function attentionKvF16Tiled(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdAttentionKvF16Tiled(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+  else refAttentionKvF16Tiled(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+}
+
+/** attentionKvInt8, tiled as attentionKvF16Tiled (same rule and workspace). */
+export function attentionKvInt8Tiled(q: usize, k: usize, v: usize, out: usize, nTok: i32, nHeads: i32, nKVHeads: i32, headDim: i32, kvStride: i32, pos0: i32, scale: f32, scratch: usize, headStart: i32, headEnd: i32): void {
+  if (ASC_FEATURE_SIMD) simdAttentionKvInt8Tiled(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+  else refAttentionKvInt8Tiled(q, k, v, out, nTok, nHeads, nKVHeads, headDim, kvStride, pos0, scale, scratch, headStart, headEnd);
+}
+
+/** Bytes of attentionKvF16Tiled's / attentionKvInt8Tiled's workspace per concurrent call, whatever the context length. */
+export function attentionKvTiledScratchBytes(headDim: i32): i32 {
+  return <i32>kvTiledScratchBytes(headDim);
 }

@@ -19,6 +19,8 @@ import { minimalSpmVocab } from '../src/synth/vocab.js';
 import { readGGUF } from '../src/gguf/reader.js';
 import { readHParams } from '../src/model/hparams.js';
 import { weightInventory } from '../src/model/weights.js';
+import { selectKernels } from '../src/runtime/kernels.js';
+import { createSharedMemory } from '../src/runtime/memory.js';
 import { memoryStorage } from '../src/storage/memory.js';
 import { openFileStorage } from '../src/storage/node.js';
 import type { Storage } from '../src/storage/storage.js';
@@ -53,16 +55,21 @@ async function withModel<T>(path: string, options: LoadModelOptions, f: (m: Mode
 }
 
 /**
- * A budget that leaves `streamed` layers streamed (one more when streaming also needs a staging buffer): what the all-resident model uses (same options),
- * less the bytes of `streamed` - 2 layers (two of the streamed layers' worth go to the slots) and half
- * a layer so rounding cannot tip it.
+ * A budget that leaves `streamed` layers streamed when loaded without a cache: what the all-resident
+ * model uses (same options) plus the kernels' static data and the staging buffer streamed packed
+ * matrices are repacked through, less the bytes of `streamed` - 2 layers (two layers' worth go to the
+ * slots), plus half a layer so rounding cannot tip it.
  */
 async function budgetStreaming(path: string, streamed: number, options: LoadModelOptions = {}): Promise<number> {
   const storage = await openFileStorage(path);
-  const layer = weightInventory(await readGGUF(storage), readHParams(await readGGUF(storage)), true).layerBytes[0]!;
+  const file = await readGGUF(storage);
+  const inventory = weightInventory(file, readHParams(file), true);
   await storage.close();
+  const layer = inventory.layerBytes[0]!;
+  const staging = Math.max(0, ...inventory.layerMatrices.flat().filter((m) => m.layout).map((m) => m.tensor.byteSize));
+  const runtime = (await selectKernels(createSharedMemory(), options.kernels)).exports.heapBase() + 256;
   const used = await withModel(path, { ...options, cacheDir: false }, async (m) => m.memoryUsage());
-  return used.weights + used.kv + used.scratch + 256 - Math.round((streamed - 2 + 0.5) * layer);
+  return used.weights + used.kv + used.scratch + runtime + staging - Math.round((streamed - 2.5) * layer);
 }
 
 describe('layer streaming under a memory budget', () => {
@@ -72,7 +79,7 @@ describe('layer streaming under a memory budget', () => {
   });
 
   it('streams layers through two slots and gives bit-identical logits, sync and async', async () => {
-    const budget = await budgetStreaming(stories, 3);
+    const budget = await budgetStreaming(stories, 4);
     await withModel(stories, { memoryBudget: budget, cacheDir: false }, async (m) => {
       const w = m.weightMemory();
       expect(w.slotCount).toBe(2);
@@ -89,8 +96,8 @@ describe('layer streaming under a memory budget', () => {
     });
   });
 
-  it('streams every layer (the staging buffer of repacking as read takes the room of the last) and matches llama.cpp\'s greedy tokens', async () => {
-    await withModel(stories, { memoryBudget: await budgetStreaming(stories, 4, { batchSize: 3 }), cacheDir: false, batchSize: 3 }, async (m) => {
+  it('streams every layer and matches llama.cpp\'s greedy tokens', async () => {
+    await withModel(stories, { memoryBudget: await budgetStreaming(stories, 5, { batchSize: 3 }), cacheDir: false, batchSize: 3 }, async (m) => {
       expect(m.weightMemory().streamedLayers).toBe(5);
       const out = await m.complete(golden.promptTokens, { temperature: 0, maxTokens: golden.generatedTokens.length });
       expect(out.tokens).toEqual(golden.generatedTokens);
@@ -99,7 +106,7 @@ describe('layer streaming under a memory budget', () => {
   });
 
   it('with two threads the streamed logits are the same', async () => {
-    await withModel(stories, { memoryBudget: await budgetStreaming(stories, 3), cacheDir: false, threads: 2 }, async (m) => {
+    await withModel(stories, { memoryBudget: await budgetStreaming(stories, 4), cacheDir: false, threads: 2 }, async (m) => {
       expect(await m.evaluateAsync(tokens, { all: true })).toEqual(reference);
     });
   });
@@ -108,7 +115,7 @@ describe('layer streaming under a memory budget', () => {
     const bytes = new Uint8Array(await readFile(stories));
     const inner = memoryStorage(bytes, 'async-only');
     const asyncOnly: Storage = { name: inner.name, size: inner.size, read: (o, into) => inner.read(o, into), close: () => inner.close() };
-    const m = await loadModel(asyncOnly, { threads: 1, contextLength: 128, memoryBudget: await budgetStreaming(stories, 3) });
+    const m = await loadModel(asyncOnly, { threads: 1, contextLength: 128, memoryBudget: await budgetStreaming(stories, 4) });
     try {
       expect(m.weightMemory().packedCache.status).toBe('off');
       expect(m.weightMemory().streamedLayers).toBeGreaterThan(0);
@@ -200,7 +207,7 @@ describe('packed-weight cache', () => {
     const first = await loadAndCheck({});
     expect(first).toMatchObject({ status: 'built', path: cacheFile(), detail: 'no cache file' });
     expect(await loadAndCheck({})).toMatchObject({ status: 'used' });
-    const budget = await budgetStreaming(stories, 3);
+    const budget = await budgetStreaming(stories, 4);
     expect(await loadAndCheck({ memoryBudget: budget })).toMatchObject({ status: 'used' });
   });
 
@@ -230,7 +237,7 @@ describe('packed-weight cache', () => {
     bytes[bytes.length - 50]! ^= 0x04;
     await writeFile(cacheFile(), bytes);
     // Streamed: caught by the check of streamed layers at load.
-    const budget = await budgetStreaming(stories, 3);
+    const budget = await budgetStreaming(stories, 4);
     expect(await loadAndCheck({ memoryBudget: budget })).toMatchObject({ status: 'built', detail: expect.stringMatching(/^checksum mismatch in blk\.4\./) });
     expect(await loadAndCheck({ memoryBudget: budget })).toMatchObject({ status: 'used' });
   });
@@ -239,7 +246,7 @@ describe('packed-weight cache', () => {
     const blocked = join(dir, 'not-a-dir');
     await writeFile(blocked, 'a file where the cache directory should be');
     const warnings: string[] = [];
-    const budget = await budgetStreaming(stories, 3);
+    const budget = await budgetStreaming(stories, 4);
     const status = await loadAndCheck({ cacheDir: blocked, onWarning: (w) => warnings.push(w), memoryBudget: budget });
     expect(status.status).toBe('unwritable');
     expect(warnings).toHaveLength(1);

@@ -134,7 +134,7 @@ function quantizeKeyBlock(tail: usize, blk: usize, nKVHeads: i32, headDim: i32):
  * For the key block at blk and kv head kvh: qd[i] = q[i] * d_i at qd (headDim f32), and returns
  * sum_i q[i] * m_i in four-lane order; a key's q.k is then that plus qd.u (four-lane order).
  */
-function keyBlockQuery(qh: usize, blk: usize, rowBytes: usize, kvh: i32, headDim: i32, qd: usize): f32 {
+export function keyBlockQuery(qh: usize, blk: usize, rowBytes: usize, kvh: i32, headDim: i32, qd: usize): f32 {
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   const d4 = headDim & ~3;
   const param = blk + (<usize>kvh << 2);
@@ -175,7 +175,7 @@ export function refKvStoreInt8(src: usize, dst: usize, nKVHeads: i32, headDim: i
 }
 
 /** q.k over headDim with k in f16, in the four-lane order of ref/attention.ts. */
-function dotF16(qh: usize, kp: usize, headDim: i32): f32 {
+export function dotF16(qh: usize, kp: usize, headDim: i32): f32 {
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   const d4 = headDim & ~3;
   for (let i = 0; i < d4; i += 4) {
@@ -191,7 +191,7 @@ function dotF16(qh: usize, kp: usize, headDim: i32): f32 {
 }
 
 /** qd.u over headDim with u in u8, in the four-lane order. */
-function dotU8(qd: usize, up: usize, headDim: i32): f32 {
+export function dotU8(qd: usize, up: usize, headDim: i32): f32 {
   let l0: f32 = 0, l1: f32 = 0, l2: f32 = 0, l3: f32 = 0;
   const d4 = headDim & ~3;
   for (let i = 0; i < d4; i += 4) {

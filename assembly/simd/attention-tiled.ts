@@ -14,9 +14,9 @@ import { expF32x4 } from './expf';
 import { hsumF32 } from './lanes';
 
 /** How a key tile starts a query's output rows: zero (first tile), out * factor, or as they are. */
-const START_ZERO: i32 = 0;
-const START_SCALED: i32 = 1;
-const START_CONTINUE: i32 = 2;
+export const START_ZERO: i32 = 0;
+export const START_SCALED: i32 = 1;
+export const START_CONTINUE: i32 = 2;
 
 /** q.k of one query row and one key row, the twin's four-lane order (hsum, then the tail). */
 // @ts-ignore: decorator
@@ -88,7 +88,7 @@ function scores4(q0: usize, q1: usize, q2: usize, q3: usize, kBase: usize, kvRow
  * The softmax step of one query on its c scores at sc (replaced by its weights e or e * inv): updates
  * its running max and sum in the workspace and returns the factor its output rows take first.
  */
-function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, last: bool): f32 {
+export function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, last: bool): f32 {
   const mAt = ws + ATTN_TILE_MAX_OFF + (<usize>i << 2);
   const lAt = ws + ATTN_TILE_SUM_OFF + (<usize>i << 3);
   const mPrev = load<f32>(mAt);
@@ -127,14 +127,14 @@ function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, last: bo
 
 /** One output lane group at o: start it (zero, scaled, or as it is). */
 // @ts-ignore: decorator
-@inline function startLanes(o: usize, start: i32, f: v128): v128 {
+@inline export function startLanes(o: usize, start: i32, f: v128): v128 {
   if (start == START_ZERO) return f32x4.splat(0);
   const x = v128.load(o);
   return start == START_SCALED ? f32x4.mul(x, f) : x;
 }
 
 // @ts-ignore: decorator
-@inline function startScalar(o: usize, start: i32, f: f32): f32 {
+@inline export function startScalar(o: usize, start: i32, f: f32): f32 {
   if (start == START_ZERO) return 0;
   const x = load<f32>(o);
   return start == START_SCALED ? x * f : x;
@@ -236,7 +236,7 @@ function accumulate4(o0: usize, o1: usize, o2: usize, o3: usize, w: usize, ws: u
 
 /** Byte offset of row r's head vector among the rows (t, h) of a head group: t = r / gh, h = hLo + r % gh. */
 // @ts-ignore: decorator
-@inline function rowOffset(r: i32, gh: i32, hLo: i32, nHeads: i32, headDim: i32): usize {
+@inline export function rowOffset(r: i32, gh: i32, hLo: i32, nHeads: i32, headDim: i32): usize {
   const t = r / gh;
   return (<usize>(t * nHeads + hLo + (r - t * gh)) * headDim) << 2;
 }

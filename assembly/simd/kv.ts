@@ -58,7 +58,7 @@ export function simdKvStoreInt8(src: usize, dst: usize, nKVHeads: i32, headDim: 
  * ref/kv.ts's keyBlockQuery on four lanes: qd[i] = q[i] * d_i at qd, returns sum_i q[i] * m_i (lane j
  * sums the dims i = j mod 4 of the whole groups of four, then the rest one by one): the same bits.
  */
-function keyBlockQueryX4(qh: usize, blk: usize, rowBytes: usize, kvh: i32, headDim: i32, qd: usize): f32 {
+export function keyBlockQueryX4(qh: usize, blk: usize, rowBytes: usize, kvh: i32, headDim: i32, qd: usize): f32 {
   const d4 = headDim & ~3;
   const param = blk + (<usize>kvh << 2);
   let acc = f32x4.splat(0);

@@ -21,6 +21,7 @@ import * as zlib from 'node:zlib';
 import { openFileStorage } from '../storage/node.js';
 import type { Storage } from '../storage/storage.js';
 import { readExactly } from '../storage/storage.js';
+import type { ReaderJobResult, ReaderThread } from './reader-thread.js';
 
 const MAGIC = 'PLLMPAK1';
 export const CACHE_FORMAT_VERSION = 1;
@@ -159,6 +160,11 @@ export class PackedCache {
     return this.byName.get(name);
   }
 
+  /** True when the checksums are CRC-32 (what the reader thread computes). */
+  get checksumIsCrc32(): boolean {
+    return this.c.algorithm === 1;
+  }
+
   /** Throws PackedCacheCorruptError unless `bytes` are what the cache holds for `name`. */
   checkBytes(name: string, bytes: Uint8Array): void {
     const e = this.byName.get(name);
@@ -178,6 +184,66 @@ export class PackedCache {
 
   async close(): Promise<void> {
     await this.storage.close();
+  }
+}
+
+/**
+ * The checks of one load's cache bytes, run on the reader thread while the load goes on (without
+ * one, or with SHA-256 checksums, on this thread): resident tensors once they are in wasm memory,
+ * streamed ones from the file. wait() throws PackedCacheCorruptError naming the first bad tensor.
+ */
+export class PackedCacheChecks {
+  private readonly pending: { readonly name: string; readonly ticket: number }[] = [];
+  private readonly storedHere: string[] = [];
+  private readonly file: number;
+
+  constructor(private readonly cache: PackedCache, private readonly reader: ReaderThread | undefined) {
+    this.file = reader && cache.checksumIsCrc32 ? reader.fileIndex(cache.storage.path ?? cache.path) : -1;
+  }
+
+  /** `bytes` (a view of wasm memory that stays unchanged) were read for `name`. */
+  memory(name: string, bytes: Uint8Array): void {
+    if (this.file < 0) return this.cache.checkBytes(name, bytes);
+    const e = this.cache.entry(name);
+    if (!e || bytes.length !== e.byteSize) throw new PackedCacheCorruptError(this.cache.path, name);
+    this.track(name, this.reader!.checksumMemory(bytes.byteOffset, bytes.length));
+  }
+
+  /** Tensors not read now: checked from the file. */
+  stored(names: readonly string[]): void {
+    if (this.file < 0) {
+      this.storedHere.push(...names);
+      return;
+    }
+    for (const name of names) {
+      const e = this.cache.entry(name);
+      if (!e) throw new PackedCacheCorruptError(this.cache.path, name);
+      this.track(name, this.reader!.checksumFile(this.file, e.offset, e.byteSize));
+    }
+  }
+
+  /** Resolves once every check passed. */
+  async wait(): Promise<void> {
+    await this.cache.checkStored(this.storedHere.splice(0));
+    for (const { name, ticket } of this.pending.splice(0)) this.verify(name, await this.reader!.wait(ticket));
+  }
+
+  /**
+   * Keeps the ticket, first taking the results of finished checks: a result lives in the reader's ring
+   * only until `capacity` later jobs, so at most half of that is left pending.
+   */
+  private track(name: string, ticket: number): void {
+    const reader = this.reader!;
+    while (this.pending.length > 0 && (reader.isDone(this.pending[0]!.ticket) || this.pending.length >= reader.capacity / 2)) {
+      const first = this.pending.shift()!;
+      this.verify(first.name, reader.waitSync(first.ticket));
+    }
+    this.pending.push({ name, ticket });
+  }
+
+  private verify(name: string, r: ReaderJobResult): void {
+    const e = this.cache.entry(name)!;
+    if (r.bytes !== e.byteSize || r.checksum !== e.checksum) throw new PackedCacheCorruptError(this.cache.path, name);
   }
 }
 

@@ -42,8 +42,9 @@ export type KVPrecision = 'f32' | 'f16' | 'int8';
 export const KV_PRECISIONS: readonly KVPrecision[] = ['f32', 'f16', 'int8'];
 
 /** The attention export that reads a cache of each precision. */
-export type KVAttentionKernel = 'attention' | 'attentionKvF16' | 'attentionKvInt8';
-const ATTENTION_KERNEL: Readonly<Record<KVPrecision, KVAttentionKernel>> = { f32: 'attention', f16: 'attentionKvF16', int8: 'attentionKvInt8' };
+/** f32: the one-pass kernel's name (the Transformer runs attentionTiled, its tiled twin); f16/int8: the tiled kernels themselves. */
+export type KVAttentionKernel = 'attention' | 'attentionKvF16Tiled' | 'attentionKvInt8Tiled';
+const ATTENTION_KERNEL: Readonly<Record<KVPrecision, KVAttentionKernel>> = { f32: 'attention', f16: 'attentionKvF16Tiled', int8: 'attentionKvInt8Tiled' };
 
 export const DEFAULT_SPILL_BLOCK_TOKENS = 16;
 

@@ -47,14 +47,23 @@ export interface RunState {
 export const ATTENTION_TILED_SCRATCH_BYTES = 2112;
 
 /**
- * Bytes of one attention workspace for a cache read by `kvAttention` (the KV cache's attentionKernel;
- * undefined: enough for any): an f32 cache is read by attentionTiled, whose workspace is a few tiles;
- * the f16/int8 kernels keep a score per visible position, (contextLength + 16) f32.
+ * Bytes of one attentionKvF16Tiled / attentionKvInt8Tiled workspace (assembly/ref/kv-tiled.ts,
+ * kvTiledScratchBytes: attentionTiled's, then four query rows' block bias and q*d). Independent of the
+ * context length.
  */
-export function attentionScratchBytes(contextLength: number, kvAttention?: KVAttentionKernel): number {
-  const perPosition = (contextLength + 16) * 4;
+export function kvTiledScratchBytes(headDim: number): number {
+  return ATTENTION_TILED_SCRATCH_BYTES + 16 + 16 * headDim;
+}
+
+/**
+ * Bytes of one attention workspace for a cache read by `kvAttention` (the KV cache's attentionKernel;
+ * undefined: enough for any, the one-pass kernels' score per visible position included): an f32 cache
+ * is read by attentionTiled, f16/int8 caches by their tiled kernels; their workspaces are a few tiles.
+ */
+export function attentionScratchBytes(contextLength: number, kvAttention: KVAttentionKernel | undefined, headDim: number): number {
   if (kvAttention === 'attention') return ATTENTION_TILED_SCRATCH_BYTES;
-  return kvAttention === undefined ? Math.max(perPosition, ATTENTION_TILED_SCRATCH_BYTES) : perPosition;
+  if (kvAttention !== undefined) return kvTiledScratchBytes(headDim);
+  return Math.max((contextLength + 16) * 4, ATTENTION_TILED_SCRATCH_BYTES, kvTiledScratchBytes(headDim));
 }
 
 export function createRunState(arena: Arena, hp: HParams, maxBatch: number, contextLength: number, kvAttention?: KVAttentionKernel): RunState {
@@ -81,9 +90,9 @@ export function createRunState(arena: Arena, hp: HParams, maxBatch: number, cont
     gate: f32(maxBatch * ffn),
     up: f32(maxBatch * ffn),
     positions: arena.alloc('scratch', maxBatch * 4),
-    attnScratch: arena.alloc('scratch', hp.headCount * attentionScratchBytes(contextLength, kvAttention)),
+    attnScratch: arena.alloc('scratch', hp.headCount * attentionScratchBytes(contextLength, kvAttention, hp.headDim)),
     attnScratchSlots: hp.headCount,
-    attnScratchStride: attentionScratchBytes(contextLength, kvAttention),
+    attnScratchStride: attentionScratchBytes(contextLength, kvAttention, hp.headDim),
     activations,
     logits: f32(logitRows * hp.vocabSize),
     logitRows,
@@ -129,7 +138,10 @@ export class Transformer {
     if (kernels.attentionTiledScratchBytes() !== ATTENTION_TILED_SCRATCH_BYTES) {
       throw new Error(`internal: the kernels' attention workspace is ${kernels.attentionTiledScratchBytes()} bytes, transformer.ts expects ${ATTENTION_TILED_SCRATCH_BYTES}`);
     }
-    const need = attentionScratchBytes(kv.contextLength, kv.attentionKernel);
+    if (kernels.attentionKvTiledScratchBytes(hp.headDim) !== kvTiledScratchBytes(hp.headDim)) {
+      throw new Error(`internal: the kernels' f16/int8 attention workspace is ${kernels.attentionKvTiledScratchBytes(hp.headDim)} bytes, transformer.ts expects ${kvTiledScratchBytes(hp.headDim)}`);
+    }
+    const need = attentionScratchBytes(kv.contextLength, kv.attentionKernel, hp.headDim);
     if (state.attnScratchStride < need) {
       throw new RangeError(`the run state's attention workspaces are ${state.attnScratchStride} bytes, ${this.attentionKernel} needs ${need} (give createRunState the KV cache's attentionKernel)`);
     }

@@ -30,7 +30,7 @@ export interface MatmulJob {
 }
 
 /** Names of the attention exports (same arguments; they differ in the KV cache format they read). */
-export type AttentionKernelName = 'attention' | 'attentionTiled' | 'attentionKvF16' | 'attentionKvInt8';
+export type AttentionKernelName = 'attention' | 'attentionTiled' | 'attentionKvF16' | 'attentionKvInt8' | 'attentionKvF16Tiled' | 'attentionKvInt8Tiled';
 
 /** Causal grouped-query attention of nTok queries at positions pos0.. (see KernelExports.attention). */
 export interface AttentionJob {

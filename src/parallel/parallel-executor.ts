@@ -34,6 +34,7 @@ const DISPATCH_KERNELS: readonly string[] = [
   ...MATMUL_KERNELS, ...CONVERTER_KERNELS, 'rmsNorm', 'attention', 'siluMulRows', 'addRows', 'attentionKvF16', 'attentionKvInt8',
   ...NORM_CONVERTER_KERNELS,
   'attentionTiled',
+  'attentionKvF16Tiled', 'attentionKvInt8Tiled',
 ];
 
 /** How long one Atomics.wait of the coordinator lasts before it looks at the clock again. */

@@ -110,6 +110,10 @@ export interface KernelExports {
   attentionKvF16: AttentionKernel;
   /** attention() over an int8 KV cache (same arguments). */
   attentionKvInt8: AttentionKernel;
+  /** attentionKvF16 / attentionKvInt8 keys a tile at a time (same bits up to attentionTileKeys() keys); scratch: attentionKvTiledScratchBytes(headDim) per call. */
+  attentionKvF16Tiled: AttentionKernel;
+  attentionKvInt8Tiled: AttentionKernel;
+  attentionKvTiledScratchBytes(headDim: number): number;
 }
 
 /** The signature shared by attention and its reduced-precision-cache variants. */

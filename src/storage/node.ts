@@ -28,6 +28,7 @@ export async function openFileStorage(path: string): Promise<Storage> {
   const fh = handle;
   return {
     name: path,
+    path,
     size,
     async read(offset: number, into: Uint8Array): Promise<number> {
       let done = 0;

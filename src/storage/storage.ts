@@ -8,6 +8,11 @@ export interface Storage {
   /** Total size in bytes. */
   readonly size: number;
   /**
+   * The file's path, when the bytes are a local file another thread may open and read itself (the
+   * reader thread, memory/reader-thread.ts).
+   */
+  readonly path?: string;
+  /**
    * Reads `into.length` bytes starting at `offset` into `into`. Returns the number of bytes read,
    * which is smaller only when the end of the storage is reached.
    */
