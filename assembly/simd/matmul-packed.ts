@@ -16,20 +16,33 @@
 //
 // Q4_0 quants are used unsigned (0..15) and the zero point returns through the activation sums:
 // sum_j (q_j - 8) x_j = sum_j q_j x_j - 8 * sum_j x_j. That keeps the relaxed dot's second operand in
-// 0..127, where every engine computes it exactly. Q8_0 weights are signed, so they always take the
-// widening i16 dot; their packed halves are stored evens first, so extend_low/high give the even and
-// odd weights that x86's quad grouping needs without shuffles.
+// 0..127, where every engine computes it exactly. Q8_0 weights are signed: SIMD128 takes the widening
+// i16 dot (the packed halves are stored evens first, so extend_low/high give the even and odd weights
+// that x86's quad grouping needs without shuffles); the relaxed build splits the activation instead,
+// x = p - n with p = max(x, 0) and n = p - x both in 0..127, so two relaxed dots of the (reordered)
+// signed weights against p and n give each quad's exact sum. A block holding an activation of -128
+// (never made by the quantizer: |q| <= 127) takes the widening dots.
 //
+// dw * dx: the product of two f16 values, rounded once to f32. Moving a scale's sign and magnitude bits
+// into an f32's place makes dw * 2^-112 exactly, so (that) * (dx * 2^112) is the same real product and
+// rounds to the same f32 as f32(dw) * f32(dx), in two vector instructions instead of a full f16
+// conversion (scaleProducts). Infinite and NaN scales (exponent all ones) take the full conversion.
+//
+// Decode (one token): the relaxed build runs four whole Q4_0 groups at a time (or two), and Q8_0 a
+// whole group, sharing each activation block's zero point, split and scale over 32 (Q8_0: 8) rows.
 // Prefill (nTok > 1) on a whole one-lane group keeps its accumulators in `out` itself (an f32 is all
 // the one-lane accumulator ever holds between blocks): blocks outer, tokens inner, so the group's
 // weights are read from memory once for every token; the relaxed build takes the tokens four at a time
 // there, unpacking each half group's nibbles once for the four. Decode and partial groups keep the
 // accumulators in registers.
-// Q8_0 takes two rows at a time (relaxed: four, sharing one f16 conversion of their scales and one
-// activation decode) and runs every token over them while their weights sit in cache.
+// Q8_0 takes two rows at a time (relaxed: the whole group, or four rows at a range's edges) and runs
+// every token over them while their weights sit in cache.
+//
+// The hot loops take their v128 constants through `keep` (V8 otherwise rebuilds each at every use) and
+// constant load offsets as immediates: neither changes a value.
 import { BYTES_Q8_0, PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP } from '../formats';
 import { loadF16 } from '../half';
-import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsumX86, joinF32, mulLanes, roundToF32 } from './lanes';
+import { fmaF32x4, fmaRound, fmaSlowPair, hsum8, hsumX86, joinF32, mulLanes, roundToF32 } from './lanes';
 
 // ---- shared pieces ----
 
@@ -45,7 +58,20 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
 // @ts-ignore: decorator
 @inline function groupScales(gb: usize, high: bool): v128 {
   const h = v128.load(gb);
-  return halfLanesToF32(high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h));
+  return scalesToF32(high ? i32x4.extend_high_i16x8_s(h) : i32x4.extend_low_i16x8_s(h));
+}
+
+/**
+ * Four f16 (sign-extended into i32 lanes) to f32, exact: the magnitude's bits moved into an f32's
+ * place stand for the value times 2^-112 (normal or, for subnormal halves, subnormal), so one
+ * multiply by 2^112 gives the value exactly; infinities and NaNs keep an all-ones exponent.
+ */
+// @ts-ignore: decorator
+@inline function scalesToF32(h: v128): v128 {
+  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  const f = f32x4.mul(mag, f32x4.splat(reinterpret<f32>(0x77800000)));
+  const special = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), f, i32x4.gt_s(mag, i32x4.splat(0x0f7fffff)));
+  return v128.or(special, v128.and(h, i32x4.splat(0x80000000)));
 }
 
 /**
@@ -76,6 +102,62 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   const lo = fmaPair(f64x2.promote_low_f32x4(acc), s, d4, false);
   const hi = fmaPair(f64x2.promote_low_f32x4(i32x4.shuffle(acc, acc, 2, 3, 2, 3)), s, d4, true);
   v128.store(p, joinF32(lo, hi));
+}
+
+/**
+ * SIMD128 fmaStore4 with its constants passed in (see keep): k29/kHalf of halfwayK, kAbs (f64 sign
+ * cleared) and kTiny (2^-126 in f64 lanes); each pair checked as fmaRound checks it.
+ */
+// @ts-ignore: decorator
+@inline function fmaStore4K(p: usize, s: v128, d4: v128, first: bool, k29: v128, kHalf: v128, kAbs: v128, kTiny: v128): void {
+  const acc = first ? f32x4.splat(0) : v128.load(p);
+  const lo = fmaRoundK(pairProducts(s, d4, false), f64x2.promote_low_f32x4(acc), k29, kHalf, kAbs, kTiny);
+  const hi = fmaRoundK(pairProducts(s, d4, true), f64x2.promote_low_f32x4(i32x4.shuffle(acc, acc, 2, 3, 2, 3)), k29, kHalf, kAbs, kTiny);
+  v128.store(p, joinF32(lo, hi));
+}
+
+/** lanes.ts's fmaRound with its constants passed in. */
+// @ts-ignore: decorator
+@inline function fmaRoundK(p: v128, c: v128, k29: v128, kHalf: v128, kAbs: v128, kTiny: v128): v128 {
+  const s = f64x2.add(p, c);
+  if (v128.any_true(v128.or(halfwayK(s, k29, kHalf), f64x2.lt(v128.and(s, kAbs), kTiny)))) return fmaSlowPair(p, c, s);
+  return roundToF32(s);
+}
+
+/**
+ * c, made opaque to the compilers. V8 rebuilds a v128 constant at every use (three instructions: a
+ * scalar move, a move to the vector register and a shuffle), so the hot loops build theirs once before
+ * the loop with this: `opaqueZero` is a splat of a value that is 0 whenever the loop runs (a count's
+ * sign bit), which neither Binaryen nor V8 can fold, and the result stays in a register or a spill slot.
+ */
+// @ts-ignore: decorator
+@inline function keep(c: v128, opaqueZero: v128): v128 {
+  return v128.or(c, opaqueZero);
+}
+
+/** f32Halfway (lanes.ts) with its two constants passed in (see keep). */
+// @ts-ignore: decorator
+@inline function halfwayK(s: v128, kLow29: v128, kHalf: v128): v128 {
+  return i64x2.eq(v128.and(s, kLow29), kHalf);
+}
+
+/**
+ * dw * dx rounded to f32 for four rows: h their f16 scales sign-extended into i32 lanes, dx112 the
+ * activation scale times 2^112 (exact: dx is an f16, below 2^16). The f16's sign and magnitude bits
+ * moved into an f32's place stand for dw * 2^-112 exactly (subnormal for subnormal halves), so one
+ * multiply gives the same real product, rounded once, as dw * dx (a subnormal scale makes a subnormal
+ * operand: slow on x86, still exact). Infinite and NaN scales are not handled here: callers check
+ * specialScales first. kSignMag: 0x8fffffff (see keep).
+ */
+// @ts-ignore: decorator
+@inline function scaleProducts(h: v128, dx112: v128, kSignMag: v128): v128 {
+  return f32x4.mul(v128.and(i32x4.shl(h, 13), kSignMag), dx112);
+}
+
+/** All-ones i16 lanes where a group block's f16 scale (hv: the eight raw scales) is infinite or NaN. kExp: 0x7c00 lanes. */
+// @ts-ignore: decorator
+@inline function specialScales(hv: v128, kExp: v128): v128 {
+  return i16x8.eq(v128.and(hv, kExp), kExp);
 }
 
 /** Stores eight outputs (rows r0..r0+7 of one token) where they fall inside [rowStart, rowEnd). */
@@ -153,6 +235,15 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   return i32x4.mul(s, i32x4.splat(-8));
 }
 
+/** zeroPoint with the relaxed build's ones vector passed in (see keep). */
+// @ts-ignore: decorator
+@inline function zeroPointK(xq: usize, ones: v128): v128 {
+  let s = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xq), ones, i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load(xq, 16), ones, i32x4.splat(0)));
+  s = i32x4.add(s, i32x4.shuffle(s, s, 2, 3, 0, 1));
+  s = i32x4.add(s, i32x4.shuffle(s, s, 1, 0, 3, 2));
+  return i32x4.neg(i32x4.shl(s, 3));
+}
+
 /** Block integer sums of rows 4h..4h+3 (quants of half h at q = group block + 16 + 16h), plus z. */
 // @ts-ignore: decorator
 @inline function q4HalfSums(q: usize, z: v128, xq: usize, evL: v128, odL: v128, evH: v128, odH: v128): v128 {
@@ -176,14 +267,14 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
  */
 // @ts-ignore: decorator
 @inline function nibbleSums(z: v128, xq: usize, l0: v128, l1: v128, l2: v128, l3: v128, h0: v128, h1: v128, h2: v128, h3: v128): v128 {
-  let a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 0), l0, z);
-  let b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 0), h0, i32x4.splat(0));
-  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 1), l1, a);
-  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 1), h1, b);
-  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 2), l2, a);
-  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 2), h2, b);
-  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, 3), l3, a);
-  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq + 16, 3), h3, b);
+  let a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq), l0, z);
+  let b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 16), h0, i32x4.splat(0));
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 4), l1, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 20), h1, b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 8), l2, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 24), h2, b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 12), l3, a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 28), h3, b);
   return i32x4.add(a, b);
 }
 
@@ -193,6 +284,9 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   // relaxed: rows 0-3 in a0, 4-7 in a1 (f32x4); otherwise two rows per f64x2, a0..a3
   const zero = f64x2.splat(0);
   let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  const oz = i32x4.splat(nb >>> 31);
+  const kNib = keep(i16x8.splat(0x000f), oz), kLow29 = keep(i64x2.splat(0x1fffffff), oz), kHalf = keep(i64x2.splat(0x10000000), oz);
+  const kSignMag = keep(i32x4.splat(0x8fffffff), oz), kExp = keep(i16x8.splat(0x7c00), oz);
   for (let b = 0; b < nb; b++) {
     const gb = wg + <usize>b * PACKED_Q4_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
     const xq = xb + 2;
@@ -202,10 +296,25 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
       evL = evenI16(xl); odL = oddI16(xl); evH = evenI16(xh); odH = oddI16(xh);
     }
     const z = zeroPoint(xq);
-    const s0 = q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH);
-    const s1 = q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH);
-    const dx = f32x4.splat(loadF16(xb));
-    const d0 = f32x4.mul(groupScales(gb, false), dx), d1 = f32x4.mul(groupScales(gb, true), dx);
+    let s0: v128, s1: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      s0 = q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH);
+      s1 = q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH);
+    } else {
+      s0 = q4HalfSumsI16(gb + 16, z, evL, odL, evH, odH, kNib);
+      s1 = q4HalfSumsI16(gb + 32, z, evL, odL, evH, odH, kNib);
+    }
+    const hv = v128.load(gb);
+    let d0: v128, d1: v128;
+    if (v128.any_true(specialScales(hv, kExp))) {
+      const dx = f32x4.splat(loadF16(xb));
+      d0 = f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hv)), dx);
+      d1 = f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hv)), dx);
+    } else {
+      const dx112 = f32x4.splat(loadF16(xb) * reinterpret<f32>(0x77800000));
+      d0 = scaleProducts(i32x4.extend_low_i16x8_s(hv), dx112, kSignMag);
+      d1 = scaleProducts(i32x4.extend_high_i16x8_s(hv), dx112, kSignMag);
+    }
     if (ASC_FEATURE_RELAXED_SIMD) {
       a0 = fmaF32x4(a0, s0, d0);
       a1 = fmaF32x4(a1, s1, d1);
@@ -215,7 +324,7 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
     const p0 = pairProducts(s0, d0, false), p1 = pairProducts(s0, d0, true);
     const p2 = pairProducts(s1, d1, false), p3 = pairProducts(s1, d1, true);
     const t0 = f64x2.add(p0, a0), t1 = f64x2.add(p1, a1), t2 = f64x2.add(p2, a2), t3 = f64x2.add(p3, a3);
-    if (v128.any_true(v128.or(v128.or(f32Halfway(t0), f32Halfway(t1)), v128.or(f32Halfway(t2), f32Halfway(t3))))) {
+    if (v128.any_true(v128.or(v128.or(halfwayK(t0, kLow29, kHalf), halfwayK(t1, kLow29, kHalf)), v128.or(halfwayK(t2, kLow29, kHalf), halfwayK(t3, kLow29, kHalf))))) {
       a0 = fmaSlowPair(p0, a0, t0); a1 = fmaSlowPair(p1, a1, t1); a2 = fmaSlowPair(p2, a2, t2); a3 = fmaSlowPair(p3, a3, t3);
     } else {
       a0 = roundToF32(t0); a1 = roundToF32(t1); a2 = roundToF32(t2); a3 = roundToF32(t3);
@@ -225,10 +334,158 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   else storeGroup(o, r0, rowStart, rowEnd, joinF32(a0, a1), joinF32(a2, a3));
 }
 
+/**
+ * SIMD128: z + the block sums of rows 4h..4h+3 (quant vectors at q, stride 32) against the activation
+ * block's even/odd i16 quants (ev/od: low 16, evH/odH: high 16). Each u16 lane of a quant vector holds
+ * an even byte's nibbles (bits 0-3 low, 4-7 high) and an odd byte's (8-11, 12-15), taken apart with
+ * shifts and one mask (kNib: 0x000f lanes).
+ */
+// @ts-ignore: decorator
+@inline function q4HalfSumsI16(q: usize, z: v128, evL: v128, odL: v128, evH: v128, odH: v128, kNib: v128): v128 {
+  const v0 = v128.load(q), v1 = v128.load(q, 32), v2 = v128.load(q, 64), v3 = v128.load(q, 96);
+  let a = nibLowDot(z, v0, splatLane(evL, 0), splatLane(odL, 0), kNib);
+  let b = nibHighDot(i32x4.splat(0), v0, splatLane(evH, 0), splatLane(odH, 0), kNib);
+  a = nibLowDot(a, v1, splatLane(evL, 1), splatLane(odL, 1), kNib);
+  b = nibHighDot(b, v1, splatLane(evH, 1), splatLane(odH, 1), kNib);
+  a = nibLowDot(a, v2, splatLane(evL, 2), splatLane(odL, 2), kNib);
+  b = nibHighDot(b, v2, splatLane(evH, 2), splatLane(odH, 2), kNib);
+  a = nibLowDot(a, v3, splatLane(evL, 3), splatLane(odL, 3), kNib);
+  b = nibHighDot(b, v3, splatLane(evH, 3), splatLane(odH, 3), kNib);
+  return i32x4.add(a, b);
+}
+
+/** acc + the dots of a quant vector's low nibbles (even bytes against xe, odd against xo). */
+// @ts-ignore: decorator
+@inline function nibLowDot(acc: v128, v: v128, xe: v128, xo: v128, kNib: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.and(v, kNib), xe), i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 8), kNib), xo)));
+}
+
+/** acc + the dots of a quant vector's high nibbles. */
+// @ts-ignore: decorator
+@inline function nibHighDot(acc: v128, v: v128, xe: v128, xo: v128, kNib: v128): v128 {
+  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(v128.and(i16x8.shr_u(v, 4), kNib), xe), i32x4.dot_i16x8_s(i16x8.shr_u(v, 12), xo)));
+}
+
+/** Relaxed: z + the block sums of rows 4h..4h+3 (quant vectors at q, stride 32) against x quants at xq. */
+// @ts-ignore: decorator
+@inline function q4HalfSumsK(q: usize, xq: usize, m: v128, z: v128): v128 {
+  const v0 = v128.load(q), v1 = v128.load(q, 32), v2 = v128.load(q, 64), v3 = v128.load(q, 96);
+  let a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq), v128.and(v0, m), z);
+  let b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 16), v128.and(i16x8.shr_u(v0, 4), m), i32x4.splat(0));
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 4), v128.and(v1, m), a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 20), v128.and(i16x8.shr_u(v1, 4), m), b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 8), v128.and(v2, m), a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 24), v128.and(i16x8.shr_u(v2, 4), m), b);
+  a = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 12), v128.and(v3, m), a);
+  b = i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xq, 28), v128.and(i16x8.shr_u(v3, 4), m), b);
+  return i32x4.add(a, b);
+}
+
+/**
+ * Relaxed, one token, two whole groups (at wg and wg + groupRow) inside the range: one lane per output
+ * as q4GroupOneLane, the activation block's zero point and scale shared by the sixteen rows.
+ */
+// @ts-ignore: decorator
+@inline function q4TwoGroupsOneLaneRelaxed(wg: usize, groupRow: usize, xt: usize, nb: i32, o: usize): void {
+  const zero = f32x4.splat(0);
+  let a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+  const oz = i32x4.splat(nb >>> 31);
+  const m = keep(i8x16.splat(15), oz), ones = keep(i8x16.splat(1), oz);
+  const kSignMag = keep(i32x4.splat(0x8fffffff), oz), kExp = keep(i16x8.splat(0x7c00), oz);
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q4_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const gc = gb + groupRow;
+    const xq = xb + 2;
+    const z = zeroPointK(xq, ones);
+    const s0 = q4HalfSumsK(gb + 16, xq, m, z);
+    const s1 = q4HalfSumsK(gb + 32, xq, m, z);
+    const s2 = q4HalfSumsK(gc + 16, xq, m, z);
+    const s3 = q4HalfSumsK(gc + 32, xq, m, z);
+    const hb = v128.load(gb), hc = v128.load(gc);
+    if (v128.any_true(v128.or(specialScales(hb, kExp), specialScales(hc, kExp)))) {
+      const dx = f32x4.splat(loadF16(xb));
+      a0 = fmaF32x4(a0, s0, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hb)), dx));
+      a1 = fmaF32x4(a1, s1, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hb)), dx));
+      a2 = fmaF32x4(a2, s2, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hc)), dx));
+      a3 = fmaF32x4(a3, s3, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hc)), dx));
+      continue;
+    }
+    const dx112 = f32x4.splat(loadF16(xb) * reinterpret<f32>(0x77800000));
+    a0 = fmaF32x4(a0, s0, scaleProducts(i32x4.extend_low_i16x8_s(hb), dx112, kSignMag));
+    a1 = fmaF32x4(a1, s1, scaleProducts(i32x4.extend_high_i16x8_s(hb), dx112, kSignMag));
+    a2 = fmaF32x4(a2, s2, scaleProducts(i32x4.extend_low_i16x8_s(hc), dx112, kSignMag));
+    a3 = fmaF32x4(a3, s3, scaleProducts(i32x4.extend_high_i16x8_s(hc), dx112, kSignMag));
+  }
+  v128.store(o, a0);
+  v128.store(o, a1, 16);
+  v128.store(o, a2, 32);
+  v128.store(o, a3, 48);
+}
+
+/**
+ * Relaxed, one token, four whole groups (at wg, wg + groupRow, ..) inside the range: one lane per output
+ * as q4GroupOneLane, the activation block's zero point and scale shared by the 32 rows.
+ */
+// @ts-ignore: decorator
+@inline function q4FourGroupsOneLaneRelaxed(wg: usize, groupRow: usize, xt: usize, nb: i32, o: usize): void {
+  const zero = f32x4.splat(0);
+  let a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero, a6 = zero, a7 = zero;
+  const oz = i32x4.splat(nb >>> 31);
+  const m = keep(i8x16.splat(15), oz), ones = keep(i8x16.splat(1), oz);
+  const kSignMag = keep(i32x4.splat(0x8fffffff), oz), kExp = keep(i16x8.splat(0x7c00), oz);
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q4_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const gc = gb + groupRow, gd = gc + groupRow, ge = gd + groupRow;
+    const xq = xb + 2;
+    const z = zeroPointK(xq, ones);
+    const s0 = q4HalfSumsK(gb + 16, xq, m, z);
+    const s1 = q4HalfSumsK(gb + 32, xq, m, z);
+    const s2 = q4HalfSumsK(gc + 16, xq, m, z);
+    const s3 = q4HalfSumsK(gc + 32, xq, m, z);
+    const s4 = q4HalfSumsK(gd + 16, xq, m, z);
+    const s5 = q4HalfSumsK(gd + 32, xq, m, z);
+    const s6 = q4HalfSumsK(ge + 16, xq, m, z);
+    const s7 = q4HalfSumsK(ge + 32, xq, m, z);
+    const hb = v128.load(gb), hc = v128.load(gc), hd = v128.load(gd), he = v128.load(ge);
+    if (v128.any_true(v128.or(v128.or(specialScales(hb, kExp), specialScales(hc, kExp)), v128.or(specialScales(hd, kExp), specialScales(he, kExp))))) {
+      const dx = f32x4.splat(loadF16(xb));
+      a0 = fmaF32x4(a0, s0, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hb)), dx));
+      a1 = fmaF32x4(a1, s1, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hb)), dx));
+      a2 = fmaF32x4(a2, s2, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hc)), dx));
+      a3 = fmaF32x4(a3, s3, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hc)), dx));
+      a4 = fmaF32x4(a4, s4, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hd)), dx));
+      a5 = fmaF32x4(a5, s5, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hd)), dx));
+      a6 = fmaF32x4(a6, s6, f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(he)), dx));
+      a7 = fmaF32x4(a7, s7, f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(he)), dx));
+      continue;
+    }
+    const dx112 = f32x4.splat(loadF16(xb) * reinterpret<f32>(0x77800000));
+    a0 = fmaF32x4(a0, s0, scaleProducts(i32x4.extend_low_i16x8_s(hb), dx112, kSignMag));
+    a1 = fmaF32x4(a1, s1, scaleProducts(i32x4.extend_high_i16x8_s(hb), dx112, kSignMag));
+    a2 = fmaF32x4(a2, s2, scaleProducts(i32x4.extend_low_i16x8_s(hc), dx112, kSignMag));
+    a3 = fmaF32x4(a3, s3, scaleProducts(i32x4.extend_high_i16x8_s(hc), dx112, kSignMag));
+    a4 = fmaF32x4(a4, s4, scaleProducts(i32x4.extend_low_i16x8_s(hd), dx112, kSignMag));
+    a5 = fmaF32x4(a5, s5, scaleProducts(i32x4.extend_high_i16x8_s(hd), dx112, kSignMag));
+    a6 = fmaF32x4(a6, s6, scaleProducts(i32x4.extend_low_i16x8_s(he), dx112, kSignMag));
+    a7 = fmaF32x4(a7, s7, scaleProducts(i32x4.extend_high_i16x8_s(he), dx112, kSignMag));
+  }
+  v128.store(o, a0);
+  v128.store(o, a1, 16);
+  v128.store(o, a2, 32);
+  v128.store(o, a3, 48);
+  v128.store(o, a4, 64);
+  v128.store(o, a5, 80);
+  v128.store(o, a6, 96);
+  v128.store(o, a7, 112);
+}
+
 /** All nTok tokens, one whole group, one lane per output, accumulating in out (see the header). */
 // @ts-ignore: decorator
 @inline function q4GroupOneLaneTiled(wg: usize, x: usize, xRow: usize, nb: i32, out: usize, rows: i32, r0: i32, nTok: i32): void {
   const rowBytes = <usize>rows << 2;
+  const kz = i32x4.splat(nTok >>> 31);
+  const kNib = keep(i16x8.splat(0x000f), kz), k29 = keep(i64x2.splat(0x1fffffff), kz), kHalf = keep(i64x2.splat(0x10000000), kz);
+  const kAbs = keep(i64x2.splat(0x7fffffffffffffff), kz), kTiny = keep(f64x2.splat(1.1754943508222875e-38), kz);
   for (let b = 0; b < nb; b++) {
     const gb = wg + <usize>b * PACKED_Q4_0_GROUP;
     const dw0 = groupScales(gb, false), dw1 = groupScales(gb, true);
@@ -238,20 +495,31 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
     let t = 0;
     if (ASC_FEATURE_RELAXED_SIMD) {
       // four tokens per pass: each half's nibbles are unpacked once for all four
+      const oz = i32x4.splat(nTok >>> 31);
+      const m = keep(i8x16.splat(15), oz), ones = keep(i8x16.splat(1), oz), kSignMagHi = keep(i32x4.splat(0x8fffe000), oz);
+      const dw0x = f32x4.mul(dw0, f32x4.splat(reinterpret<f32>(0x77800000))), dw1x = f32x4.mul(dw1, f32x4.splat(reinterpret<f32>(0x77800000)));
       for (; t + 3 < nTok; t += 4) {
         const xb1 = xb + xRow, xb2 = xb1 + xRow, xb3 = xb2 + xRow;
         const o1 = o + rowBytes, o2 = o1 + rowBytes, o3 = o2 + rowBytes;
-        const dx0 = f32x4.splat(loadF16(xb)), dx1 = f32x4.splat(loadF16(xb1));
-        const dx2 = f32x4.splat(loadF16(xb2)), dx3 = f32x4.splat(loadF16(xb3));
-        const z0 = zeroPoint(xb + 2), z1 = zeroPoint(xb1 + 2), z2 = zeroPoint(xb2 + 2), z3 = zeroPoint(xb3 + 2);
+        // dw * dx as (dw * 2^112) * (dx's sign and magnitude bits in an f32's place, dx * 2^-112): the
+        // same real product, rounded once (see scaleProducts); infinite or NaN dx take dw * dx itself
+        let dx0: v128, dx1: v128, dx2: v128, dx3: v128, dwA = dw0, dwB = dw1;
+        if ((<u32>load<u16>(xb) & 0x7c00) != 0x7c00 && (<u32>load<u16>(xb1) & 0x7c00) != 0x7c00 && (<u32>load<u16>(xb2) & 0x7c00) != 0x7c00 && (<u32>load<u16>(xb3) & 0x7c00) != 0x7c00) {
+          dx0 = v128.and(i32x4.shr_s(v128.load16_splat(xb), 3), kSignMagHi); dx1 = v128.and(i32x4.shr_s(v128.load16_splat(xb1), 3), kSignMagHi);
+          dx2 = v128.and(i32x4.shr_s(v128.load16_splat(xb2), 3), kSignMagHi); dx3 = v128.and(i32x4.shr_s(v128.load16_splat(xb3), 3), kSignMagHi);
+          dwA = dw0x; dwB = dw1x;
+        } else {
+          dx0 = f32x4.splat(loadF16(xb)); dx1 = f32x4.splat(loadF16(xb1));
+          dx2 = f32x4.splat(loadF16(xb2)); dx3 = f32x4.splat(loadF16(xb3));
+        }
+        const z0 = zeroPointK(xb + 2, ones), z1 = zeroPointK(xb1 + 2, ones), z2 = zeroPointK(xb2 + 2, ones), z3 = zeroPointK(xb3 + 2, ones);
         for (let h = 0; h < 2; h++) {
           const q = gb + 16 + (<usize>h << 4);
-          const m = i8x16.splat(15);
           const v0 = v128.load(q), v1 = v128.load(q + 32), v2 = v128.load(q + 64), v3 = v128.load(q + 96);
           const l0 = v128.and(v0, m), l1 = v128.and(v1, m), l2 = v128.and(v2, m), l3 = v128.and(v3, m);
           const h0 = v128.and(i16x8.shr_u(v0, 4), m), h1 = v128.and(i16x8.shr_u(v1, 4), m);
           const h2 = v128.and(i16x8.shr_u(v2, 4), m), h3 = v128.and(i16x8.shr_u(v3, 4), m);
-          const dw = h == 0 ? dw0 : dw1;
+          const dw = h == 0 ? dwA : dwB;
           const oh = <usize>h << 4;
           fmaStore4(o + oh, nibbleSums(z0, xb + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx0), first);
           fmaStore4(o1 + oh, nibbleSums(z1, xb1 + 2, l0, l1, l2, l3, h0, h1, h2, h3), f32x4.mul(dw, dx1), first);
@@ -270,11 +538,14 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
         evL = evenI16(xl); odL = oddI16(xl); evH = evenI16(xh); odH = oddI16(xh);
       }
       const z = zeroPoint(xq);
-      const s0 = q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH);
-      const s1 = q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH);
       const dx = f32x4.splat(loadF16(xb));
-      fmaStore4(o, s0, f32x4.mul(dw0, dx), first);
-      fmaStore4(o + 16, s1, f32x4.mul(dw1, dx), first);
+      if (ASC_FEATURE_RELAXED_SIMD) {
+        fmaStore4(o, q4HalfSums(gb + 16, z, xq, evL, odL, evH, odH), f32x4.mul(dw0, dx), first);
+        fmaStore4(o + 16, q4HalfSums(gb + 32, z, xq, evL, odL, evH, odH), f32x4.mul(dw1, dx), first);
+      } else {
+        fmaStore4K(o, q4HalfSumsI16(gb + 16, z, evL, odL, evH, odH, kNib), f32x4.mul(dw0, dx), first, k29, kHalf, kAbs, kTiny);
+        fmaStore4K(o + 16, q4HalfSumsI16(gb + 32, z, evL, odL, evH, odH, kNib), f32x4.mul(dw1, dx), first, k29, kHalf, kAbs, kTiny);
+      }
       xb += xRow;
       o += rowBytes;
     }
@@ -382,6 +653,8 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   let a0 = zero, b0 = zero, c0 = zero, e0 = zero, a1 = zero, b1 = zero, c1 = zero, e1 = zero;
   const qOff: usize = 16 + (<usize>lane << 5);
   const dOff: usize = <usize>lane << 1;
+  const oz = i32x4.splat(nb >>> 31);
+  const k29 = keep(i64x2.splat(0x1fffffff), oz), kHalf = keep(i64x2.splat(0x10000000), oz);
   for (let b = 0; b < nb; b++) {
     const gb = wg + <usize>b * PACKED_Q8_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
     const xl = v128.load(xb + 2), xh = v128.load(xb + 18);
@@ -402,7 +675,7 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
     let lo = quads16(q, xel, xol), hi = quads16(q + 16, xeh, xoh);
     let pa = mulLanes(lo, false, d), pb = mulLanes(lo, true, d), pc = mulLanes(hi, false, d), pe = mulLanes(hi, true, d);
     let sa = f64x2.add(pa, a0), sb = f64x2.add(pb, b0), sc = f64x2.add(pc, c0), se = f64x2.add(pe, e0);
-    if (v128.any_true(v128.or(v128.or(f32Halfway(sa), f32Halfway(sb)), v128.or(f32Halfway(sc), f32Halfway(se))))) {
+    if (v128.any_true(v128.or(v128.or(halfwayK(sa, k29, kHalf), halfwayK(sb, k29, kHalf)), v128.or(halfwayK(sc, k29, kHalf), halfwayK(se, k29, kHalf))))) {
       a0 = fmaSlowPair(pa, a0, sa); b0 = fmaSlowPair(pb, b0, sb); c0 = fmaSlowPair(pc, c0, sc); e0 = fmaSlowPair(pe, e0, se);
     } else {
       a0 = roundToF32(sa); b0 = roundToF32(sb); c0 = roundToF32(sc); e0 = roundToF32(se);
@@ -411,7 +684,7 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
     lo = quads16(q + 32, xel, xol); hi = quads16(q + 48, xeh, xoh);
     pa = mulLanes(lo, false, d); pb = mulLanes(lo, true, d); pc = mulLanes(hi, false, d); pe = mulLanes(hi, true, d);
     sa = f64x2.add(pa, a1); sb = f64x2.add(pb, b1); sc = f64x2.add(pc, c1); se = f64x2.add(pe, e1);
-    if (v128.any_true(v128.or(v128.or(f32Halfway(sa), f32Halfway(sb)), v128.or(f32Halfway(sc), f32Halfway(se))))) {
+    if (v128.any_true(v128.or(v128.or(halfwayK(sa, k29, kHalf), halfwayK(sb, k29, kHalf)), v128.or(halfwayK(sc, k29, kHalf), halfwayK(se, k29, kHalf))))) {
       a1 = fmaSlowPair(pa, a1, sa); b1 = fmaSlowPair(pb, b1, sb); c1 = fmaSlowPair(pc, c1, sc); e1 = fmaSlowPair(pe, e1, se);
     } else {
       a1 = roundToF32(sa); b1 = roundToF32(sb); c1 = roundToF32(sc); e1 = roundToF32(se);
@@ -437,30 +710,151 @@ import { f32Halfway, fmaF32x4, fmaRound, fmaSlowPair, halfLanesToF32, hsum8, hsu
   const zero = f32x4.splat(0);
   let a0 = zero, c0 = zero, a1 = zero, c1 = zero, a2 = zero, c2 = zero, a3 = zero, c3 = zero;
   const qOff: usize = 16 + (high ? 128 : 0);
+  const oz = i32x4.splat(nb >>> 31);
+  const kSignMag = keep(i32x4.splat(0x8fffffff), oz), kExp = keep(i16x8.splat(0x7c00), oz);
+  const k80 = keep(i8x16.splat(-128), oz), perm = keep(i8x16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15), oz);
   for (let b = 0; b < nb; b++) {
     const gb = wg + <usize>b * PACKED_Q8_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
-    const xl = v128.load(xb + 2), xh = v128.load(xb + 18);
-    const xel = evenI16(xl), xol = oddI16(xl), xeh = evenI16(xh), xoh = oddI16(xh);
+    const xl = v128.load(xb, 2), xh = v128.load(xb, 18);
     // the four rows' dw * dx, rounded to f32 as the scalar product is
-    const d4 = f32x4.mul(groupScales(gb, high), f32x4.splat(loadF16(xb)));
+    const hv = v128.load(gb);
+    const h4 = high ? i32x4.extend_high_i16x8_s(hv) : i32x4.extend_low_i16x8_s(hv);
+    let d4: v128;
+    if (v128.any_true(specialScales(hv, kExp))) d4 = f32x4.mul(scalesToF32(h4), f32x4.splat(loadF16(xb)));
+    else d4 = scaleProducts(h4, f32x4.splat(loadF16(xb) * reinterpret<f32>(0x77800000)), kSignMag);
     const q = gb + qOff;
+    let s0: v128, t0: v128, s1: v128, t1: v128, s2: v128, t2: v128, s3: v128, t3: v128;
+    if (v128.any_true(v128.or(i8x16.eq(xl, k80), i8x16.eq(xh, k80)))) {
+      // an activation of -128 has no 7-bit magnitude: the widening dots
+      const xel = evenI16(xl), xol = oddI16(xl), xeh = evenI16(xh), xoh = oddI16(xh);
+      s0 = quads16V(v128.load(q, 0), xel, xol); t0 = quads16V(v128.load(q, 16), xeh, xoh);
+      s1 = quads16V(v128.load(q, 32), xel, xol); t1 = quads16V(v128.load(q, 48), xeh, xoh);
+      s2 = quads16V(v128.load(q, 64), xel, xol); t2 = quads16V(v128.load(q, 80), xeh, xoh);
+      s3 = quads16V(v128.load(q, 96), xel, xol); t3 = quads16V(v128.load(q, 112), xeh, xoh);
+    } else {
+      const pl = i8x16.max_s(xl, i8x16.splat(0)), ph = i8x16.max_s(xh, i8x16.splat(0));
+      const nl = i8x16.sub(pl, xl), nh = i8x16.sub(ph, xh);
+      s0 = quadsSplit(v128.load(q, 0), pl, nl, perm); t0 = quadsSplit(v128.load(q, 16), ph, nh, perm);
+      s1 = quadsSplit(v128.load(q, 32), pl, nl, perm); t1 = quadsSplit(v128.load(q, 48), ph, nh, perm);
+      s2 = quadsSplit(v128.load(q, 64), pl, nl, perm); t2 = quadsSplit(v128.load(q, 80), ph, nh, perm);
+      s3 = quadsSplit(v128.load(q, 96), pl, nl, perm); t3 = quadsSplit(v128.load(q, 112), ph, nh, perm);
+    }
     let d = i32x4.shuffle(d4, d4, 0, 0, 0, 0);
-    a0 = fmaF32x4(a0, quads16(q, xel, xol), d);
-    c0 = fmaF32x4(c0, quads16(q + 16, xeh, xoh), d);
+    a0 = fmaF32x4(a0, s0, d);
+    c0 = fmaF32x4(c0, t0, d);
     d = i32x4.shuffle(d4, d4, 1, 1, 1, 1);
-    a1 = fmaF32x4(a1, quads16(q + 32, xel, xol), d);
-    c1 = fmaF32x4(c1, quads16(q + 48, xeh, xoh), d);
+    a1 = fmaF32x4(a1, s1, d);
+    c1 = fmaF32x4(c1, t1, d);
     d = i32x4.shuffle(d4, d4, 2, 2, 2, 2);
-    a2 = fmaF32x4(a2, quads16(q + 64, xel, xol), d);
-    c2 = fmaF32x4(c2, quads16(q + 80, xeh, xoh), d);
+    a2 = fmaF32x4(a2, s2, d);
+    c2 = fmaF32x4(c2, t2, d);
     d = i32x4.shuffle(d4, d4, 3, 3, 3, 3);
-    a3 = fmaF32x4(a3, quads16(q + 96, xel, xol), d);
-    c3 = fmaF32x4(c3, quads16(q + 112, xeh, xoh), d);
+    a3 = fmaF32x4(a3, s3, d);
+    c3 = fmaF32x4(c3, t3, d);
   }
   if (r >= rowStart && r < rowEnd) store<f32>(o + (<usize>r << 2), hsumX86(f32x4.add(a0, c0)));
   if (r + 1 >= rowStart && r + 1 < rowEnd) store<f32>(o + (<usize>(r + 1) << 2), hsumX86(f32x4.add(a1, c1)));
   if (r + 2 >= rowStart && r + 2 < rowEnd) store<f32>(o + (<usize>(r + 2) << 2), hsumX86(f32x4.add(a2, c2)));
   if (r + 3 >= rowStart && r + 3 < rowEnd) store<f32>(o + (<usize>(r + 3) << 2), hsumX86(f32x4.add(a3, c3)));
+}
+
+/**
+ * Relaxed: the quad sums of quads16 for 16 weights v (stored evens first) against x = p - n, p and n
+ * the activation's positive and negative parts (0..127, the relaxed dot's 7-bit operand). `perm` puts
+ * the weights back in order, so each quad of four consecutive weights lands in its own lane.
+ */
+// @ts-ignore: decorator
+@inline function quadsSplit(v: v128, p: v128, n: v128, perm: v128): v128 {
+  const w = i8x16.relaxed_swizzle(v, perm);
+  return i32x4.sub(i32x4.relaxed_dot_i8x16_i7x16_add_s(w, p, i32x4.splat(0)), i32x4.relaxed_dot_i8x16_i7x16_add_s(w, n, i32x4.splat(0)));
+}
+
+/**
+ * Relaxed build: a whole group (eight rows r..r+7, all inside the range) against one token, eight
+ * lanes per row as q8QuadEightLanesRelaxed (same steps, same bits), the activation's split and the
+ * scales' conversion shared by the eight rows.
+ */
+// @ts-ignore: decorator
+@inline function q8GroupEightLanesRelaxed(wg: usize, xt: usize, nb: i32, o: usize, r: i32): void {
+  const zero = f32x4.splat(0);
+  let a0 = zero, c0 = zero, a1 = zero, c1 = zero, a2 = zero, c2 = zero, a3 = zero, c3 = zero, a4 = zero, c4 = zero, a5 = zero, c5 = zero, a6 = zero, c6 = zero, a7 = zero, c7 = zero;
+  const oz = i32x4.splat(nb >>> 31);
+  const kSignMag = keep(i32x4.splat(0x8fffffff), oz), kExp = keep(i16x8.splat(0x7c00), oz);
+  const k80 = keep(i8x16.splat(-128), oz), perm = keep(i8x16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15), oz);
+  for (let b = 0; b < nb; b++) {
+    const gb = wg + <usize>b * PACKED_Q8_0_GROUP, xb = xt + <usize>b * BYTES_Q8_0;
+    const xl = v128.load(xb, 2), xh = v128.load(xb, 18);
+    // the eight rows' dw * dx, rounded to f32 as the scalar product is
+    const hv = v128.load(gb);
+    let dlo: v128, dhi: v128;
+    if (v128.any_true(specialScales(hv, kExp))) {
+      const dx = f32x4.splat(loadF16(xb));
+      dlo = f32x4.mul(scalesToF32(i32x4.extend_low_i16x8_s(hv)), dx);
+      dhi = f32x4.mul(scalesToF32(i32x4.extend_high_i16x8_s(hv)), dx);
+    } else {
+      const dx112 = f32x4.splat(loadF16(xb) * reinterpret<f32>(0x77800000));
+      dlo = scaleProducts(i32x4.extend_low_i16x8_s(hv), dx112, kSignMag);
+      dhi = scaleProducts(i32x4.extend_high_i16x8_s(hv), dx112, kSignMag);
+    }
+    const d0 = i32x4.shuffle(dlo, dlo, 0, 0, 0, 0), d1 = i32x4.shuffle(dlo, dlo, 1, 1, 1, 1);
+    const d2 = i32x4.shuffle(dlo, dlo, 2, 2, 2, 2), d3 = i32x4.shuffle(dlo, dlo, 3, 3, 3, 3);
+    const d4 = i32x4.shuffle(dhi, dhi, 0, 0, 0, 0), d5 = i32x4.shuffle(dhi, dhi, 1, 1, 1, 1);
+    const d6 = i32x4.shuffle(dhi, dhi, 2, 2, 2, 2), d7 = i32x4.shuffle(dhi, dhi, 3, 3, 3, 3);
+    const q = gb + 16;
+    if (v128.any_true(v128.or(i8x16.eq(xl, k80), i8x16.eq(xh, k80)))) {
+      // an activation of -128 has no 7-bit magnitude: the widening dots
+      const xel = evenI16(xl), xol = oddI16(xl), xeh = evenI16(xh), xoh = oddI16(xh);
+      a0 = fmaF32x4(a0, quads16V(v128.load(q, 0), xel, xol), d0);
+      c0 = fmaF32x4(c0, quads16V(v128.load(q, 16), xeh, xoh), d0);
+      a1 = fmaF32x4(a1, quads16V(v128.load(q, 32), xel, xol), d1);
+      c1 = fmaF32x4(c1, quads16V(v128.load(q, 48), xeh, xoh), d1);
+      a2 = fmaF32x4(a2, quads16V(v128.load(q, 64), xel, xol), d2);
+      c2 = fmaF32x4(c2, quads16V(v128.load(q, 80), xeh, xoh), d2);
+      a3 = fmaF32x4(a3, quads16V(v128.load(q, 96), xel, xol), d3);
+      c3 = fmaF32x4(c3, quads16V(v128.load(q, 112), xeh, xoh), d3);
+      a4 = fmaF32x4(a4, quads16V(v128.load(q, 128), xel, xol), d4);
+      c4 = fmaF32x4(c4, quads16V(v128.load(q, 144), xeh, xoh), d4);
+      a5 = fmaF32x4(a5, quads16V(v128.load(q, 160), xel, xol), d5);
+      c5 = fmaF32x4(c5, quads16V(v128.load(q, 176), xeh, xoh), d5);
+      a6 = fmaF32x4(a6, quads16V(v128.load(q, 192), xel, xol), d6);
+      c6 = fmaF32x4(c6, quads16V(v128.load(q, 208), xeh, xoh), d6);
+      a7 = fmaF32x4(a7, quads16V(v128.load(q, 224), xel, xol), d7);
+      c7 = fmaF32x4(c7, quads16V(v128.load(q, 240), xeh, xoh), d7);
+      continue;
+    }
+    const pl = i8x16.max_s(xl, i8x16.splat(0)), ph = i8x16.max_s(xh, i8x16.splat(0));
+    const nl = i8x16.sub(pl, xl), nh = i8x16.sub(ph, xh);
+    a0 = fmaF32x4(a0, quadsSplit(v128.load(q, 0), pl, nl, perm), d0);
+    c0 = fmaF32x4(c0, quadsSplit(v128.load(q, 16), ph, nh, perm), d0);
+    a1 = fmaF32x4(a1, quadsSplit(v128.load(q, 32), pl, nl, perm), d1);
+    c1 = fmaF32x4(c1, quadsSplit(v128.load(q, 48), ph, nh, perm), d1);
+    a2 = fmaF32x4(a2, quadsSplit(v128.load(q, 64), pl, nl, perm), d2);
+    c2 = fmaF32x4(c2, quadsSplit(v128.load(q, 80), ph, nh, perm), d2);
+    a3 = fmaF32x4(a3, quadsSplit(v128.load(q, 96), pl, nl, perm), d3);
+    c3 = fmaF32x4(c3, quadsSplit(v128.load(q, 112), ph, nh, perm), d3);
+    a4 = fmaF32x4(a4, quadsSplit(v128.load(q, 128), pl, nl, perm), d4);
+    c4 = fmaF32x4(c4, quadsSplit(v128.load(q, 144), ph, nh, perm), d4);
+    a5 = fmaF32x4(a5, quadsSplit(v128.load(q, 160), pl, nl, perm), d5);
+    c5 = fmaF32x4(c5, quadsSplit(v128.load(q, 176), ph, nh, perm), d5);
+    a6 = fmaF32x4(a6, quadsSplit(v128.load(q, 192), pl, nl, perm), d6);
+    c6 = fmaF32x4(c6, quadsSplit(v128.load(q, 208), ph, nh, perm), d6);
+    a7 = fmaF32x4(a7, quadsSplit(v128.load(q, 224), pl, nl, perm), d7);
+    c7 = fmaF32x4(c7, quadsSplit(v128.load(q, 240), ph, nh, perm), d7);
+  }
+  store<f32>(o + (<usize>(r + 0) << 2), hsumX86(f32x4.add(a0, c0)));
+  store<f32>(o + (<usize>(r + 1) << 2), hsumX86(f32x4.add(a1, c1)));
+  store<f32>(o + (<usize>(r + 2) << 2), hsumX86(f32x4.add(a2, c2)));
+  store<f32>(o + (<usize>(r + 3) << 2), hsumX86(f32x4.add(a3, c3)));
+  store<f32>(o + (<usize>(r + 4) << 2), hsumX86(f32x4.add(a4, c4)));
+  store<f32>(o + (<usize>(r + 5) << 2), hsumX86(f32x4.add(a5, c5)));
+  store<f32>(o + (<usize>(r + 6) << 2), hsumX86(f32x4.add(a6, c6)));
+  store<f32>(o + (<usize>(r + 7) << 2), hsumX86(f32x4.add(a7, c7)));
+}
+
+/** quads16 of the loaded vector v. */
+// @ts-ignore: decorator
+@inline function quads16V(v: v128, xe: v128, xo: v128): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(xe, i16x8.extend_low_i8x16_s(v)), i32x4.dot_i16x8_s(xo, i16x8.extend_high_i8x16_s(v)));
 }
 
 // ===================== entry points =====================
@@ -484,6 +878,20 @@ export function simdMatmulQ4_0(w: usize, x: usize, out: usize, cols: i32, rows: 
       q4GroupOneLaneTiled(wg, x, xRow, nb, out, rows, r0, nTok);
       continue;
     }
+    if (ASC_FEATURE_RELAXED_SIMD && r0 >= rowStart && r0 + 4 * PACK_ROWS <= rowEnd) {
+      for (let t = 0; t < nTok; t++) {
+        q4FourGroupsOneLaneRelaxed(wg, groupRow, x + <usize>t * xRow, nb, out + <usize>t * rows * 4 + (<usize>r0 << 2));
+      }
+      r0 += 3 * PACK_ROWS;
+      continue;
+    }
+    if (ASC_FEATURE_RELAXED_SIMD && r0 >= rowStart && r0 + 2 * PACK_ROWS <= rowEnd) {
+      for (let t = 0; t < nTok; t++) {
+        q4TwoGroupsOneLaneRelaxed(wg, groupRow, x + <usize>t * xRow, nb, out + <usize>t * rows * 4 + (<usize>r0 << 2));
+      }
+      r0 += PACK_ROWS;
+      continue;
+    }
     for (let t = 0; t < nTok; t++) {
       q4GroupOneLane(wg, x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r0, rowStart, rowEnd);
     }
@@ -497,6 +905,11 @@ export function simdMatmulQ8_0(w: usize, x: usize, out: usize, cols: i32, rows: 
   if (ASC_FEATURE_RELAXED_SIMD) {
     for (let r = rowStart & ~3; r < rowEnd; r += 4) {
       const wg = w + <usize>(r / PACK_ROWS) * groupRow;
+      if ((r & 7) == 0 && r >= rowStart && r + 8 <= rowEnd) {
+        for (let t = 0; t < nTok; t++) q8GroupEightLanesRelaxed(wg, x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r);
+        r += 4;
+        continue;
+      }
       // the quad's weights stay in cache while every token passes over them
       for (let t = 0; t < nTok; t++) {
         q8QuadEightLanesRelaxed(wg, (r & 4) != 0, x + <usize>t * xRow, nb, out + <usize>t * rows * 4, r, rowStart, rowEnd);
