@@ -2,7 +2,8 @@
 // here, and the SIMD builds against the scalar twin. Error ceilings:
 //   rmsNorm   vs f64: 1e-6 relative; simd vs scalar: bit-identical (same f32 steps, same f64 sum order)
 //   siluMul   (llama.cpp's ggml_v_expf on every value) vs f64: 2e-6 relative; any split of a range gives
-//             the same bits; every build runs the same scalar code: bit-identical
+//             the same bits; every build gives the scalar twin's bits (simd in f64 lanes, relaxed in f32x4
+//             with fused relaxed_madd)
 //   siluMulRows (ggml_vec_swiglu_f32 per row: ggml_v_expf on each row's whole groups of 16, the C
 //             library's expf on the rest): the groups equal siluMul, each row's tail exactly
 //             f32(x / (1 + f32(exp(-x)))) * up
@@ -77,6 +78,32 @@ describe('elementwise kernels', async () => {
         expect(Math.abs(out[i]! - want[i]!), `${variant} gate ${gate[i]}`).toBeLessThanOrEqual(2e-6 * Math.abs(want[i]!) + 1e-30);
       }
       expect(sameBits(out, outs[0]![1]), `${variant} vs scalar`).toBe(true);
+    }
+  });
+
+  it('siluMul: every build gives the scalar bits over a dense sweep, across the range edges of 2^n', () => {
+    // The relaxed build computes in f32x4 while 2^n is a normal f32 (-126 <= n <= 127, about
+    // -88 < gate < 87.3) and falls back to the f64 form per vector of four otherwise: sweep both sides
+    // of those edges, mixing in-range and out-of-range values within one vector.
+    const values: number[] = [];
+    for (let i = 0; i < 4000; i++) values.push(fr(-100 + (200 * i) / 4000));
+    for (const edge of [-87.33654, -88.02969, 87.33654, 88.72284, -86, 86]) {
+      for (let k = -40; k <= 40; k++) values.push(fr(edge + k * 1e-4));
+    }
+    const rand = prng(11);
+    for (let i = 0; i < 4000; i++) values.push(fr((rand() - 0.5) * 2 ** (Math.floor(rand() * 12) - 4)));
+    const n = values.length;
+    const gate = Float32Array.from(values), up = randomF32(prng(12), n, 2);
+    const outs = bench.builds.map(({ variant, k }) => {
+      bench.reset();
+      const gp = bench.alloc(4 * n), upp = bench.alloc(4 * n), op = bench.alloc(4 * n);
+      bench.f32(gp, n).set(gate);
+      bench.f32(upp, n).set(up);
+      k.siluMul(gp, upp, op, n);
+      return [variant, bench.f32(op, n).slice()] as const;
+    });
+    for (const [variant, out] of outs) {
+      for (let i = 0; i < n; i++) expect(Object.is(out[i], outs[0]![1][i]), `${variant} gate ${gate[i]}`).toBe(true);
     }
   });
 

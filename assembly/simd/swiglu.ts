@@ -52,14 +52,48 @@ import { swiglu } from '../ref/expf';
   return r32(f64x2.mul(r32(f64x2.div(g, r32(f64x2.add(f64x2.splat(1), e)))), up));
 }
 
+/** silu(g) * up on four f32 lanes through the f64 form above. */
+// @ts-ignore: decorator
+@inline function silu4ViaF64(g: v128, u: v128): v128 {
+  const lo = silu2(f64x2.promote_low_f32x4(g), f64x2.promote_low_f32x4(u));
+  const hi = silu2(f64x2.promote_low_f32x4(i32x4.shuffle(g, g, 2, 3, 2, 3)), f64x2.promote_low_f32x4(i32x4.shuffle(u, u, 2, 3, 2, 3)));
+  return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/**
+ * The relaxed build's silu(g) * up on four f32 lanes: the same operations in f32x4, each fused step a
+ * relaxed_madd (fused in every engine whose relaxed build is picked: the start-up self-test checks),
+ * each other step an f32 operation, which rounds as the f64-then-f32 form does for + - * / of f32
+ * values. j * 2^n is one f32 multiply while 2^n is a normal f32 (-126 <= n <= 127), rounded once as
+ * the twin's f64 product is; a vector with any other n (or NaN) goes through silu4ViaF64.
+ */
+// @ts-ignore: decorator
+@inline function silu4(g: v128, u: v128): v128 {
+  const x = f32x4.sub(f32x4.splat(0), g);
+  const shifter = f32x4.splat(reinterpret<f32>(0x4b400000));
+  const z = f32x4.relaxed_madd(x, f32x4.splat(reinterpret<f32>(0x3fb8aa3b)), shifter);
+  const n = f32x4.sub(z, shifter);
+  const inRange = v128.and(f32x4.ge(n, f32x4.splat(-126)), f32x4.le(n, f32x4.splat(127)));
+  if (!i32x4.all_true(inRange)) return silu4ViaF64(g, u);
+  const nn = f32x4.neg(n);
+  const bHi = f32x4.relaxed_madd(nn, f32x4.splat(reinterpret<f32>(0x3f317200)), x);
+  const b = f32x4.relaxed_madd(nn, f32x4.splat(reinterpret<f32>(0x35bfbe8e)), bHi);
+  const uu = f32x4.mul(b, b);
+  const p45 = f32x4.relaxed_madd(f32x4.splat(reinterpret<f32>(0x3c072010)), b, f32x4.splat(reinterpret<f32>(0x3d2b9f17)));
+  const p23 = f32x4.relaxed_madd(f32x4.splat(reinterpret<f32>(0x3e2aaf33)), b, f32x4.splat(reinterpret<f32>(0x3efffedb)));
+  const p01 = f32x4.relaxed_madd(f32x4.splat(reinterpret<f32>(0x3f7ffff6)), b, f32x4.splat(1));
+  const j = f32x4.relaxed_madd(f32x4.relaxed_madd(p45, uu, p23), uu, p01);
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  const e = f32x4.mul(j, pow2n);
+  return f32x4.mul(f32x4.div(g, f32x4.add(f32x4.splat(1), e)), u);
+}
+
 /** out[i] = silu(gate[i]) * up[i] on ggml_v_expf for i < n4 (a multiple of 4); out may alias. */
 function swigluX4(gate: usize, up: usize, out: usize, n4: i32): void {
   for (let i = 0; i < n4; i += 4) {
     const o = <usize>i << 2;
     const g = v128.load(gate + o), u = v128.load(up + o);
-    const lo = silu2(f64x2.promote_low_f32x4(g), f64x2.promote_low_f32x4(u));
-    const hi = silu2(f64x2.promote_low_f32x4(i32x4.shuffle(g, g, 2, 3, 2, 3)), f64x2.promote_low_f32x4(i32x4.shuffle(u, u, 2, 3, 2, 3)));
-    v128.store(out + o, i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5));
+    v128.store(out + o, ASC_FEATURE_RELAXED_SIMD ? silu4(g, u) : silu4ViaF64(g, u));
   }
 }
 
