@@ -4,77 +4,23 @@
 // as one call of 512 queries, and DECODE_STEPS one-token calls at the end of the prompt. Prints the
 // median and range of 3 x RUNS timings (the two kernels interleaved) and the workspace bytes each
 // needs per thread. Run: npx vite-node bench/attention-prefill.ts [simd|relaxed|scalar ...]
-import { compileKernelVariant, instantiateKernels, KERNEL_VARIANTS } from '../src/runtime/kernels.js';
-import type { KernelVariant } from '../src/runtime/kernels.js';
 import { createSharedMemory } from '../src/runtime/memory.js';
+import { compareOnePassTiled, fillRandom, heapArena, kernelBuilds, PROMPT, SHAPES } from './attention-common.js';
 
-const PROMPT = 512;
-const CHUNK = 64;
 const RUNS = 7;
-const DECODE_STEPS = 32;
-const SHAPES = [
-  { name: 'qwen2.5-0.5b', nHeads: 14, nKVHeads: 2, headDim: 64 },
-  { name: 'llama-3.2-1b', nHeads: 32, nKVHeads: 8, headDim: 64 },
-  { name: 'head dim 128, GQA 4', nHeads: 16, nKVHeads: 4, headDim: 128 },
-] as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function main(): Promise<void> {
-  const asked = process.argv.slice(2).filter((a): a is KernelVariant => (KERNEL_VARIANTS as readonly string[]).includes(a));
-  const variants: readonly KernelVariant[] = asked.length ? asked : ['simd'];
   const memory = createSharedMemory(64);
-  for (const variant of variants) {
-    const module = await compileKernelVariant(variant);
-    if (!module) throw new Error(`the ${variant} build does not validate on this engine`);
-    const k = instantiateKernels(module, memory);
+  for await (const { variant, k } of kernelBuilds(memory)) {
     for (const s of SHAPES) {
       const kvStride = s.nKVHeads * s.headDim, qRow = s.nHeads * s.headDim;
       const bytes = 4 * (2 * PROMPT * qRow + 2 * PROMPT * kvStride) + 4 * (PROMPT + 16) + k.attentionTiledScratchBytes() + 4096;
-      const base = Math.ceil(k.heapBase() / 64) * 64;
-      const need = base + bytes - memory.buffer.byteLength;
-      if (need > 0) memory.grow(Math.ceil(need / 65536));
-      let p = base;
-      const take = (n: number) => ((p += Math.ceil(n / 64) * 64), p - Math.ceil(n / 64) * 64);
+      const take = heapArena(memory, k, bytes);
       const q = take(4 * PROMPT * qRow), kc = take(4 * PROMPT * kvStride), vc = take(4 * PROMPT * kvStride), out = take(4 * PROMPT * qRow);
       const scratch = take(Math.max(4 * (PROMPT + 16), k.attentionTiledScratchBytes()));
-      const f = new Float32Array(memory.buffer);
-      let seed = 1;
-      const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0), seed / 2 ** 32 - 0.5);
-      for (const [ptr, n] of [[q, PROMPT * qRow], [kc, PROMPT * kvStride], [vc, PROMPT * kvStride]] as const) {
-        for (let i = 0; i < n; i++) f[ptr / 4 + i] = rand() * 3;
-      }
+      fillRandom(memory, [[q, PROMPT * qRow], [kc, PROMPT * kvStride], [vc, PROMPT * kvStride]]);
       const scale = Math.fround(1 / Math.sqrt(s.headDim));
-      // chunk = 1: DECODE_STEPS decode steps at the end of the prompt (one query seeing ~PROMPT keys).
-      const time = (kernel: 'attention' | 'attentionTiled', chunk: number): number[] => {
-        const ms: number[] = [];
-        const from = chunk === 1 ? PROMPT - DECODE_STEPS : 0;
-        for (let r = 0; r < RUNS + 2; r++) {
-          const t0 = performance.now();
-          for (let t = from; t < PROMPT; t += chunk) {
-            k[kernel](q + 4 * t * qRow, kc, vc, out + 4 * t * qRow, chunk, s.nHeads, s.nKVHeads, s.headDim, kvStride, t, scale, scratch, 0, s.nHeads);
-          }
-          if (r >= 2) ms.push(performance.now() - t0); // two warm-up runs
-        }
-        return ms;
-      };
-      for (const chunk of [CHUNK, PROMPT, 1]) {
-        // Interleaved, so that a burst of load from elsewhere hits both kernels alike.
-        const old: number[] = [], tiled: number[] = [];
-        for (let rep = 0; rep < 3; rep++) {
-          old.push(...time('attention', chunk));
-          tiled.push(...time('attentionTiled', chunk));
-        }
-        const fmt = (xs: number[]) => `${median(xs).toFixed(2)} ms (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})`;
-        const what = chunk === 1 ? `${DECODE_STEPS} decode steps after ${PROMPT - DECODE_STEPS} tokens` : `${PROMPT} tokens in calls of ${chunk}`;
-        console.log(
-          `${variant} ${s.name} (${s.nHeads}/${s.nKVHeads} heads, dim ${s.headDim}), ${what}: ` +
-            `one-pass ${fmt(old)}, tiled ${fmt(tiled)}, ratio ${(median(tiled) / median(old)).toFixed(2)}`,
-        );
-      }
+      compareOnePassTiled(variant, k.attention, k.attentionTiled, { shape: s, q, out, scratch, qRow, kvStride, scale }, kc, vc, RUNS);
       // The engine allocates one workspace per head (the most threads an attention split can use).
       const slots = (ws: (ctx: number) => number) => [512, 4096, 32768].map((ctx) => `${ctx}: ${(s.nHeads * ws(ctx) / 1024).toFixed(0)} KiB`).join(', ');
       console.log(`  workspaces (${s.nHeads} slots) by context, one-pass ${slots((ctx) => 4 * (ctx + 16))}; tiled ${slots(() => k.attentionTiledScratchBytes())}`);

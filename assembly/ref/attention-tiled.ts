@@ -34,6 +34,42 @@ export const ATTN_TILE_SCORES_OFF: usize = ATTN_TILE_FACTOR_OFF + (<usize>ATTN_T
 export const ATTN_TILE_SCRATCH_BYTES: usize = ATTN_TILE_SCORES_OFF + ((<usize>(ATTN_TILE_Q * ATTN_TILE_K)) << 2);
 
 /**
+ * One query's softmax step on its c scores of a key tile (at ATTN_TILE_SCORES_OFF in ws, replaced by
+ * their weights: e, or e * inv on the last tile), the recurrence at the top: the running max M and
+ * f64 sum l live in ws (slot 0 of ATTN_TILE_MAX_OFF / ATTN_TILE_SUM_OFF), and the query's output row
+ * oh is started for the tile (zeroed on the first, times the factor after). The max is taken over the
+ * scores in position order, as the one-pass kernels do while scoring. Shared by ref/kv-tiled.ts, whose
+ * tile differs only in how scores and values are read.
+ */
+// @ts-ignore: decorator
+@inline export function softmaxTile(ws: usize, c: i32, first: bool, last: bool, oh: usize, headDim: i32): void {
+  const sc = ws + ATTN_TILE_SCORES_OFF;
+  const mAt = ws + ATTN_TILE_MAX_OFF, lAt = ws + ATTN_TILE_SUM_OFF;
+  const mPrev: f32 = first ? -Infinity : load<f32>(mAt);
+  let m = mPrev;
+  for (let j = 0; j < c; j++) m = max(m, load<f32>(sc + (<usize>j << 2)));
+  const alpha: f32 = first ? 1 : expf32(mPrev - m);
+  let l: f64 = first ? 0 : load<f64>(lAt) * <f64>alpha;
+  for (let j = 0; j < c; j++) {
+    const e = expf32(load<f32>(sc + (<usize>j << 2)) - m);
+    store<f32>(sc + (<usize>j << 2), e);
+    l += e;
+  }
+  store<f32>(mAt, m);
+  store<f64>(lAt, l);
+  let factor = alpha;
+  if (last) {
+    const inv = f32(1.0 / l);
+    factor = alpha * inv;
+    for (let j = 0; j < c; j++) store<f32>(sc + (<usize>j << 2), load<f32>(sc + (<usize>j << 2)) * inv);
+  }
+  for (let i = 0; i < headDim; i++) {
+    const o = <usize>i << 2;
+    store<f32>(oh + o, first ? 0 : load<f32>(oh + o) * factor);
+  }
+}
+
+/**
  * Arguments as refAttention's (ref/attention.ts), except scratch: ATTN_TILE_SCRATCH_BYTES per
  * concurrent call. out rows of the heads taken are written; nothing else is.
  */
@@ -47,34 +83,12 @@ export function refAttentionTiled(q: usize, k: usize, v: usize, out: usize, nTok
       const n = pos0 + t + 1;
       const qh = q + ((<usize>(t * nHeads + h) * headDim) << 2);
       const oh = out + ((<usize>(t * nHeads + h) * headDim) << 2);
-      let mPrev: f32 = -Infinity;
-      let l: f64 = 0;
       for (let s0 = 0; s0 < n; s0 += ATTN_TILE_K) {
         const c = min(ATTN_TILE_K, n - s0);
-        let m = mPrev;
         for (let j = 0; j < c; j++) {
-          const s = dotQK(qh, k + <usize>(s0 + j) * kvRow + kvOff, headDim) * scale;
-          store<f32>(sc + (<usize>j << 2), s);
-          m = max(m, s);
+          store<f32>(sc + (<usize>j << 2), dotQK(qh, k + <usize>(s0 + j) * kvRow + kvOff, headDim) * scale);
         }
-        const first = s0 == 0;
-        const alpha: f32 = first ? 1 : expf32(mPrev - m);
-        if (!first) l = l * <f64>alpha;
-        for (let j = 0; j < c; j++) {
-          const e = expf32(load<f32>(sc + (<usize>j << 2)) - m);
-          store<f32>(sc + (<usize>j << 2), e);
-          l += e;
-        }
-        let factor = alpha;
-        if (s0 + c == n) {
-          const inv = f32(1.0 / l);
-          factor = alpha * inv;
-          for (let j = 0; j < c; j++) store<f32>(sc + (<usize>j << 2), load<f32>(sc + (<usize>j << 2)) * inv);
-        }
-        for (let i = 0; i < headDim; i++) {
-          const o = <usize>i << 2;
-          store<f32>(oh + o, first ? 0 : load<f32>(oh + o) * factor);
-        }
+        softmaxTile(scratch, c, s0 == 0, s0 + c == n, oh, headDim);
         for (let j = 0; j < c; j++) {
           const p = load<f32>(sc + (<usize>j << 2));
           const vp = v + <usize>(s0 + j) * kvRow + kvOff;
@@ -83,7 +97,6 @@ export function refAttentionTiled(q: usize, k: usize, v: usize, out: usize, nTok
             store<f32>(oh + o, load<f32>(oh + o) + p * load<f32>(vp + o));
           }
         }
-        mPrev = m;
       }
     }
   }

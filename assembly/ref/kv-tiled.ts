@@ -10,9 +10,8 @@
 // ref/attention-tiled.ts with those scores, and values weighted by e (times d for int8) before the last
 // tile. An int8 key block may straddle two tiles: each tile recomputes the block's q*d and q.m, the same
 // values. A query's bits depend only on its position and the absolute tile boundaries.
-import { expf32 } from './expf';
 import { f16ToF32 } from '../half';
-import { ATTN_TILE_K, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF, ATTN_TILE_SCRATCH_BYTES } from './attention-tiled';
+import { ATTN_TILE_K, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF, ATTN_TILE_SCRATCH_BYTES, softmaxTile } from './attention-tiled';
 import { dotF16, dotU8, int8KeyTailRows, int8RowBytes, keyBlockQuery } from './kv';
 
 /** Workspace layout after attention-tiled.ts's: per query of a tile its key block's q.m (f32), then its q*d (headDim f32). */
@@ -47,11 +46,8 @@ export const KV_TILE_QD_OFF: usize = KV_TILE_BIAS_OFF + (<usize>ATTN_TILE_Q << 2
       const n = pos0 + t + 1;
       const qh = q + ((<usize>(t * nHeads + h) * headDim) << 2);
       const oh = out + ((<usize>(t * nHeads + h) * headDim) << 2);
-      let mPrev: f32 = -Infinity;
-      let l: f64 = 0;
       for (let s0 = 0; s0 < n; s0 += ATTN_TILE_K) {
         const c = min(ATTN_TILE_K, n - s0);
-        let m = mPrev;
         let bias: f32 = 0;
         for (let j = 0; j < c; j++) {
           const s = s0 + j;
@@ -65,26 +61,8 @@ export const KV_TILE_QD_OFF: usize = KV_TILE_BIAS_OFF + (<usize>ATTN_TILE_Q << 2
             x = dotF16(qh, tail + <usize>(s - complete) * tailRow + headOff16, headDim) * scale;
           }
           store<f32>(sc + (<usize>j << 2), x);
-          m = max(m, x);
         }
-        const first = s0 == 0;
-        const alpha: f32 = first ? 1 : expf32(mPrev - m);
-        if (!first) l = l * <f64>alpha;
-        for (let j = 0; j < c; j++) {
-          const e = expf32(load<f32>(sc + (<usize>j << 2)) - m);
-          store<f32>(sc + (<usize>j << 2), e);
-          l += e;
-        }
-        let factor = alpha;
-        if (s0 + c == n) {
-          const inv = f32(1.0 / l);
-          factor = alpha * inv;
-          for (let j = 0; j < c; j++) store<f32>(sc + (<usize>j << 2), load<f32>(sc + (<usize>j << 2)) * inv);
-        }
-        for (let i = 0; i < headDim; i++) {
-          const o = <usize>i << 2;
-          store<f32>(oh + o, first ? 0 : load<f32>(oh + o) * factor);
-        }
+        softmaxTile(scratch, c, s0 == 0, s0 + c == n, oh, headDim);
         for (let j = 0; j < c; j++) {
           const row = v + <usize>(s0 + j) * kvRow;
           const p = load<f32>(sc + (<usize>j << 2));
@@ -103,7 +81,6 @@ export const KV_TILE_QD_OFF: usize = KV_TILE_BIAS_OFF + (<usize>ATTN_TILE_Q << 2
             }
           }
         }
-        mPrev = m;
       }
     }
   }

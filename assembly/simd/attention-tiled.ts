@@ -10,26 +10,10 @@ import { expf32 } from '../ref/expf';
 import {
   ATTN_TILE_FACTOR_OFF, ATTN_TILE_K, ATTN_TILE_MAX_OFF, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF, ATTN_TILE_SUM_OFF,
 } from '../ref/attention-tiled';
-import { expF32x4 } from './expf';
+import { dotQKx4 } from './attention';
+import { expShiftedInPlace } from './expf';
 import { hsumF32 } from './lanes';
-
-/** How a key tile starts a query's output rows: zero (first tile), out * factor, or as they are. */
-export const START_ZERO: i32 = 0;
-export const START_SCALED: i32 = 1;
-export const START_CONTINUE: i32 = 2;
-
-/** q.k of one query row and one key row, the twin's four-lane order (hsum, then the tail). */
-// @ts-ignore: decorator
-@inline function dotQKx4(qh: usize, kp: usize, headDim: i32, d4: i32): f32 {
-  let acc = f32x4.splat(0);
-  for (let i = 0; i < d4; i += 4) {
-    const o = <usize>i << 2;
-    acc = f32x4.add(acc, f32x4.mul(v128.load(qh + o), v128.load(kp + o)));
-  }
-  let dot = hsumF32(acc);
-  for (let i = d4; i < headDim; i++) dot += load<f32>(qh + (<usize>i << 2)) * load<f32>(kp + (<usize>i << 2));
-  return dot;
-}
+import { accumulate4, START_CONTINUE, START_SCALED, START_ZERO, startLanes, startScalar } from './tile-values';
 
 /** The four dots' tails (dims d4..headDim) after their lane sums, scaled, stored at column j of sc's rows. */
 // @ts-ignore: decorator
@@ -99,15 +83,7 @@ export function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, l
   for (let j = c4; j < c; j++) m = max(m, load<f32>(sc + (<usize>j << 2)));
   const alpha: f32 = first ? 1 : expf32(mPrev - m);
   let l: f64 = first ? 0 : load<f64>(lAt) * <f64>alpha;
-  const msplat = f32x4.splat(m);
-  for (let j = 0; j < c4; j += 4) {
-    const p = sc + (<usize>j << 2);
-    v128.store(p, expF32x4(f32x4.sub(v128.load(p), msplat)));
-  }
-  for (let j = c4; j < c; j++) {
-    const p = sc + (<usize>j << 2);
-    store<f32>(p, expf32(load<f32>(p) - m));
-  }
+  expShiftedInPlace(sc, c, m);
   for (let j = 0; j < c; j++) l += load<f32>(sc + (<usize>j << 2));
   store<f32>(mAt, m);
   store<f64>(lAt, l);
@@ -123,21 +99,6 @@ export function softmaxStep(ws: usize, i: i32, sc: usize, c: i32, first: bool, l
     store<f32>(p, load<f32>(p) * inv);
   }
   return alpha * inv;
-}
-
-/** One output lane group at o: start it (zero, scaled, or as it is). */
-// @ts-ignore: decorator
-@inline export function startLanes(o: usize, start: i32, f: v128): v128 {
-  if (start == START_ZERO) return f32x4.splat(0);
-  const x = v128.load(o);
-  return start == START_SCALED ? f32x4.mul(x, f) : x;
-}
-
-// @ts-ignore: decorator
-@inline export function startScalar(o: usize, start: i32, f: f32): f32 {
-  if (start == START_ZERO) return 0;
-  const x = load<f32>(o);
-  return start == START_SCALED ? x * f : x;
 }
 
 /** One query: oh = start(oh) + sum over j in [j0, j1) of w[j] * v_j, 16 lanes of the row at a time. */
@@ -176,62 +137,9 @@ function accumulate1(oh: usize, w: usize, vBase: usize, kvRow: usize, j0: i32, j
   }
 }
 
-/**
- * Four query rows (output rows o0..o3, weights rows of ATTN_TILE_K at w): each row started with its
- * factor, then the weighted values of keys [0, cnt), eight lanes of the row at a time, each value
- * load shared by the four.
- */
-function accumulate4(o0: usize, o1: usize, o2: usize, o3: usize, w: usize, ws: usize, vBase: usize, kvRow: usize, cnt: i32, headDim: i32, start: i32): void {
-  const wRow = <usize>ATTN_TILE_K << 2;
-  const fAt = ws + ATTN_TILE_FACTOR_OFF;
-  const f0 = v128.load32_splat(fAt), f1 = v128.load32_splat(fAt + 4), f2 = v128.load32_splat(fAt + 8), f3 = v128.load32_splat(fAt + 12);
-  const d8 = headDim & ~7, d4 = headDim & ~3;
-  for (let d = 0; d < d8; d += 8) {
-    const od = <usize>d << 2;
-    const p0 = o0 + od, p1 = o1 + od, p2 = o2 + od, p3 = o3 + od;
-    let a00 = startLanes(p0, start, f0), a01 = startLanes(p0 + 16, start, f0);
-    let a10 = startLanes(p1, start, f1), a11 = startLanes(p1 + 16, start, f1);
-    let a20 = startLanes(p2, start, f2), a21 = startLanes(p2 + 16, start, f2);
-    let a30 = startLanes(p3, start, f3), a31 = startLanes(p3 + 16, start, f3);
-    for (let j = 0; j < cnt; j++) {
-      const vp = vBase + <usize>j * kvRow + (<usize>d << 2);
-      const v0 = v128.load(vp), v1 = v128.load(vp + 16);
-      const wj = w + (<usize>j << 2);
-      const w0 = v128.load32_splat(wj), w1 = v128.load32_splat(wj + wRow);
-      const w2 = v128.load32_splat(wj + 2 * wRow), w3 = v128.load32_splat(wj + 3 * wRow);
-      a00 = f32x4.add(a00, f32x4.mul(w0, v0)); a01 = f32x4.add(a01, f32x4.mul(w0, v1));
-      a10 = f32x4.add(a10, f32x4.mul(w1, v0)); a11 = f32x4.add(a11, f32x4.mul(w1, v1));
-      a20 = f32x4.add(a20, f32x4.mul(w2, v0)); a21 = f32x4.add(a21, f32x4.mul(w2, v1));
-      a30 = f32x4.add(a30, f32x4.mul(w3, v0)); a31 = f32x4.add(a31, f32x4.mul(w3, v1));
-    }
-    v128.store(p0, a00); v128.store(p0 + 16, a01);
-    v128.store(p1, a10); v128.store(p1 + 16, a11);
-    v128.store(p2, a20); v128.store(p2 + 16, a21);
-    v128.store(p3, a30); v128.store(p3 + 16, a31);
-  }
-  // The rest of each row (fewer than eight lanes) one query at a time: the same per-element order.
-  if (d8 < headDim) {
-    for (let i = 0; i < 4; i++) {
-      const factor = load<f32>(fAt + (<usize>i << 2));
-      const f = f32x4.splat(factor);
-      const oi = i == 0 ? o0 : i == 1 ? o1 : i == 2 ? o2 : o3;
-      const wi = w + <usize>i * wRow;
-      for (let d = d8; d < d4; d += 4) {
-        const o = oi + (<usize>d << 2);
-        let a = startLanes(o, start, f);
-        for (let j = 0; j < cnt; j++) {
-          a = f32x4.add(a, f32x4.mul(v128.load32_splat(wi + (<usize>j << 2)), v128.load(vBase + <usize>j * kvRow + (<usize>d << 2))));
-        }
-        v128.store(o, a);
-      }
-      for (let d = d4; d < headDim; d++) {
-        const o = oi + (<usize>d << 2);
-        let a = startScalar(o, start, factor);
-        for (let j = 0; j < cnt; j++) a += load<f32>(wi + (<usize>j << 2)) * load<f32>(vBase + <usize>j * kvRow + (<usize>d << 2));
-        store<f32>(o, a);
-      }
-    }
-  }
+/** tile-values.ts's accumulate4 over f32 value rows, out of line: one copy for the kernel's two tile paths. */
+function accumulate4F32(o0: usize, o1: usize, o2: usize, o3: usize, w: usize, ws: usize, vBase: usize, kvRow: usize, cnt: i32, headDim: i32, start: i32): void {
+  accumulate4<f32>(o0, o1, o2, o3, w, ws, vBase, kvRow, cnt, headDim, start);
 }
 
 /** Byte offset of row r's head vector among the rows (t, h) of a head group: t = r / gh, h = hLo + r % gh. */
@@ -291,7 +199,7 @@ export function simdAttentionTiled(q: usize, k: usize, v: usize, out: usize, nTo
         // Weighted values, in position order per output element.
         const start = first ? START_ZERO : START_SCALED;
         if (nq == ATTN_TILE_Q) {
-          accumulate4(out + rq0, out + rq1, out + rq2, out + rq3, sc, scratch, vBase, kvRow, c0, headDim, start);
+          accumulate4F32(out + rq0, out + rq1, out + rq2, out + rq3, sc, scratch, vBase, kvRow, c0, headDim, start);
           for (let i = 0; i < nq; i++) {
             const ci = min(ATTN_TILE_K, pos0 + (r0 + i) / gh + 1 - s0);
             const oi = out + (i == 0 ? rq0 : i == 1 ? rq1 : i == 2 ? rq2 : rq3);

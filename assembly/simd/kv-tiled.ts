@@ -1,49 +1,17 @@
 // SIMD128 tiled causal grouped-query attention over an f16 or int8 KV cache, same signature, contract
 // and bits as ref/kv-tiled.ts: simd/attention-tiled.ts's tiling (ATTN_TILE_Q query rows of one KV
 // head's group against ATTN_TILE_K keys, each key and value row loaded once for the four rows) with the
-// cache lanes widened to f32 exactly as they are loaded. int8 keys: a tile is scored a key block at a
-// time (the blocks' q*d rows in the workspace), then the f16 key tail; int8 values: each weight times
-// its row's scale, then times the codes. Every output element takes its products in position order.
-import { loadF16 } from '../half';
+// cache lanes widened to f32 exactly as they are loaded (simd/tile-values.ts). int8 keys: a tile is
+// scored a key block at a time (the blocks' q*d rows in the workspace), then the f16 key tail; int8
+// values: each weight times its row's scale, then times the codes. Every output element takes its
+// products in position order.
 import { ATTN_TILE_FACTOR_OFF, ATTN_TILE_K, ATTN_TILE_MAX_OFF, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF } from '../ref/attention-tiled';
 import { int8KeyTailRows, int8RowBytes } from '../ref/kv';
 import { KV_TILE_BIAS_OFF, KV_TILE_QD_OFF } from '../ref/kv-tiled';
-import { rowOffset, softmaxStep, START_CONTINUE, START_SCALED, START_ZERO, startLanes, startScalar } from './attention-tiled';
+import { rowOffset, softmaxStep } from './attention-tiled';
 import { hsumF32 } from './lanes';
 import { keyBlockQueryX4 } from './kv';
-
-/**
- * halfLanesToF32 (simd/lanes.ts), the same f32 values with fewer operations: a subnormal half is
- * 2^-14 * (1 + m / 1024) - 2^-14 (exact, and no f32 subnormal operand) instead of an unsigned convert,
- * which V8 lowers to a long sequence on x86. Keys and values are converted per key tile and query tile,
- * so this is the f16 kernel's inner loop.
- */
-// @ts-ignore: decorator
-@inline function halfToF32x4(h: v128): v128 {
-  const mag = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
-  const exp = v128.and(h, i32x4.splat(0x7c00));
-  const normal = i32x4.add(mag, i32x4.splat(112 << 23));
-  const sub = f32x4.sub(i32x4.add(mag, i32x4.splat(113 << 23)), f32x4.splat(reinterpret<f32>(0x38800000)));
-  let f = v128.bitselect(sub, normal, i32x4.eq(exp, i32x4.splat(0)));
-  f = v128.bitselect(v128.or(mag, i32x4.splat(0x7f800000)), f, i32x4.eq(exp, i32x4.splat(0x7c00)));
-  return v128.or(f, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
-}
-
-/** Four cache lanes from element i of row p as f32: T = u16 f16, u8 unsigned codes, i8 signed codes. */
-// @ts-ignore: decorator
-@inline function lanes4<T>(p: usize, i: i32): v128 {
-  if (sizeof<T>() == 2) return halfToF32x4(v128.load16x4_u(p + (<usize>i << 1)));
-  if (isSigned<T>()) return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(v128.load32_zero(p + <usize>i))));
-  return f32x4.convert_i32x4_u(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p + <usize>i))));
-}
-
-/** Element i of row p as f32 (T as lanes4's). */
-// @ts-ignore: decorator
-@inline function lane1<T>(p: usize, i: i32): f32 {
-  if (sizeof<T>() == 2) return loadF16(p + (<usize>i << 1));
-  if (isSigned<T>()) return <f32>load<i8>(p + <usize>i);
-  return <f32>load<u8>(p + <usize>i);
-}
+import { accumulate4, lane1, lanes4, lanes8hi, lanes8lo, load8, START_CONTINUE, START_SCALED, START_ZERO, startLanes, startScalar } from './tile-values';
 
 /** The four dots' tails after their lane sums, plus the rows' biases (int8 blocks), scaled, at column `at`. */
 // @ts-ignore: decorator
@@ -125,26 +93,6 @@ import { keyBlockQueryX4 } from './kv';
   }
 }
 
-/** The low four of eight raw value elements (load8's) as f32 (V = u16 f16, i8 codes); lanes8hi the high four. */
-// @ts-ignore: decorator
-@inline function lanes8lo<V>(x: v128): v128 {
-  if (sizeof<V>() == 2) return halfToF32x4(i32x4.extend_low_i16x8_u(x));
-  return f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(x)));
-}
-
-// @ts-ignore: decorator
-@inline function lanes8hi<V>(x: v128): v128 {
-  if (sizeof<V>() == 2) return halfToF32x4(i32x4.extend_high_i16x8_u(x));
-  return f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_s(i16x8.extend_low_i8x16_s(x)));
-}
-
-/** Eight elements of row p from element d, raw (lanes8lo/hi widen them). */
-// @ts-ignore: decorator
-@inline function load8<V>(p: usize, d: i32): v128 {
-  if (sizeof<V>() == 2) return v128.load(p + (<usize>d << 1));
-  return v128.load64_zero(p + <usize>d);
-}
-
 /** One query: oh = start(oh) + sum over j in [j0, j1) of w[j] * v_j (v_j row j from vBase, every kvRow). */
 // @ts-ignore: decorator
 @inline function accumulate1<V>(oh: usize, w: usize, vBase: usize, kvRow: usize, j0: i32, j1: i32, headDim: i32, start: i32, factor: f32): void {
@@ -155,9 +103,10 @@ import { keyBlockQueryX4 } from './kv';
     let a0 = startLanes(o, start, f), a1 = startLanes(o + 16, start, f);
     for (let j = j0; j < j1; j++) {
       const p = v128.load32_splat(w + (<usize>j << 2));
-      const x = load8<V>(vBase + <usize>j * kvRow, d);
+      const row = vBase + <usize>j * kvRow;
+      const x = load8<V>(row, d);
       a0 = f32x4.add(a0, f32x4.mul(p, lanes8lo<V>(x)));
-      a1 = f32x4.add(a1, f32x4.mul(p, lanes8hi<V>(x)));
+      a1 = f32x4.add(a1, f32x4.mul(p, lanes8hi<V>(x, row, d)));
     }
     v128.store(o, a0);
     v128.store(o + 16, a1);
@@ -172,63 +121,6 @@ import { keyBlockQueryX4 } from './kv';
     const o = oh + (<usize>d << 2);
     let a = startScalar(o, start, factor);
     for (let j = j0; j < j1; j++) a += load<f32>(w + (<usize>j << 2)) * lane1<V>(vBase + <usize>j * kvRow, d);
-    store<f32>(o, a);
-  }
-}
-
-/** Four query rows started with their factors (workspace), then the weighted values of keys [0, cnt), each value load shared. */
-// @ts-ignore: decorator
-@inline function accumulate4<V>(o0: usize, o1: usize, o2: usize, o3: usize, w: usize, ws: usize, vBase: usize, kvRow: usize, cnt: i32, headDim: i32, start: i32): void {
-  const wRow = <usize>ATTN_TILE_K << 2;
-  const fAt = ws + ATTN_TILE_FACTOR_OFF;
-  const f0 = v128.load32_splat(fAt), f1 = v128.load32_splat(fAt + 4), f2 = v128.load32_splat(fAt + 8), f3 = v128.load32_splat(fAt + 12);
-  const d8 = headDim & ~7;
-  for (let d = 0; d < d8; d += 8) {
-    const od = <usize>d << 2;
-    const p0 = o0 + od, p1 = o1 + od, p2 = o2 + od, p3 = o3 + od;
-    let a00 = startLanes(p0, start, f0), a01 = startLanes(p0 + 16, start, f0);
-    let a10 = startLanes(p1, start, f1), a11 = startLanes(p1 + 16, start, f1);
-    let a20 = startLanes(p2, start, f2), a21 = startLanes(p2 + 16, start, f2);
-    let a30 = startLanes(p3, start, f3), a31 = startLanes(p3 + 16, start, f3);
-    for (let j = 0; j < cnt; j++) {
-      const x = load8<V>(vBase + <usize>j * kvRow, d);
-      const v0 = lanes8lo<V>(x), v1 = lanes8hi<V>(x);
-      const wj = w + (<usize>j << 2);
-      const w0 = v128.load32_splat(wj), w1 = v128.load32_splat(wj + wRow);
-      const w2 = v128.load32_splat(wj + 2 * wRow), w3 = v128.load32_splat(wj + 3 * wRow);
-      a00 = f32x4.add(a00, f32x4.mul(w0, v0)); a01 = f32x4.add(a01, f32x4.mul(w0, v1));
-      a10 = f32x4.add(a10, f32x4.mul(w1, v0)); a11 = f32x4.add(a11, f32x4.mul(w1, v1));
-      a20 = f32x4.add(a20, f32x4.mul(w2, v0)); a21 = f32x4.add(a21, f32x4.mul(w2, v1));
-      a30 = f32x4.add(a30, f32x4.mul(w3, v0)); a31 = f32x4.add(a31, f32x4.mul(w3, v1));
-    }
-    v128.store(p0, a00); v128.store(p0 + 16, a01);
-    v128.store(p1, a10); v128.store(p1 + 16, a11);
-    v128.store(p2, a20); v128.store(p2 + 16, a21);
-    v128.store(p3, a30); v128.store(p3 + 16, a31);
-  }
-  // The rest of each row (fewer than eight elements) one query at a time: the same per-element order.
-  if (d8 < headDim) {
-    for (let i = 0; i < 4; i++) {
-      const oi = i == 0 ? o0 : i == 1 ? o1 : i == 2 ? o2 : o3;
-      accumulateRest<V>(oi, w + <usize>i * wRow, vBase, kvRow, cnt, d8, headDim, start, load<f32>(fAt + (<usize>i << 2)));
-    }
-  }
-}
-
-/** Elements [d8, headDim) of one output row: accumulate1's tail loops. */
-function accumulateRest<V>(oh: usize, w: usize, vBase: usize, kvRow: usize, cnt: i32, d8: i32, headDim: i32, start: i32, factor: f32): void {
-  const f = f32x4.splat(factor);
-  const d4 = headDim & ~3;
-  for (let d = d8; d < d4; d += 4) {
-    const o = oh + (<usize>d << 2);
-    let a = startLanes(o, start, f);
-    for (let j = 0; j < cnt; j++) a = f32x4.add(a, f32x4.mul(v128.load32_splat(w + (<usize>j << 2)), lanes4<V>(vBase + <usize>j * kvRow, d)));
-    v128.store(o, a);
-  }
-  for (let d = d4; d < headDim; d++) {
-    const o = oh + (<usize>d << 2);
-    let a = startScalar(o, start, factor);
-    for (let j = 0; j < cnt; j++) a += load<f32>(w + (<usize>j << 2)) * lane1<V>(vBase + <usize>j * kvRow, d);
     store<f32>(o, a);
   }
 }

@@ -4,9 +4,8 @@
 // with the scalar twins. (The f16 store and the int8 key store are O(row) work and stay scalar in every
 // build.)
 import { loadF16 } from '../half';
-import { expf32 } from '../ref/expf';
 import { int8KeyTailRows, int8RowBytes } from '../ref/kv';
-import { expF32x4 } from './expf';
+import { expShiftedInPlace } from './expf';
 import { halfLanesToF32, hsumF32 } from './lanes';
 
 /** Four int8 at p as f32 lanes. */
@@ -90,16 +89,7 @@ export function keyBlockQueryX4(qh: usize, blk: usize, rowBytes: usize, kvh: i32
  * the same values as ref/kv.ts's softmaxUnnormalised.
  */
 function softmaxUnnormalisedX4(scratch: usize, n: i32, mx: f32): f32 {
-  const n4 = n & ~3;
-  const mv = f32x4.splat(mx);
-  for (let s = 0; s < n4; s += 4) {
-    const p = scratch + (<usize>s << 2);
-    v128.store(p, expF32x4(f32x4.sub(v128.load(p), mv)));
-  }
-  for (let s = n4; s < n; s++) {
-    const p = scratch + (<usize>s << 2);
-    store<f32>(p, expf32(load<f32>(p) - mx));
-  }
+  expShiftedInPlace(scratch, n, mx);
   let sum: f64 = 0;
   for (let s = 0; s < n; s++) sum += load<f32>(scratch + (<usize>s << 2));
   return f32(1.0 / sum);

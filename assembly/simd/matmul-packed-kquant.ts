@@ -26,6 +26,7 @@
 import { BYTES_Q8_1, BYTES_Q8_K, PACK_ROWS, PACKED_Q4_1_GROUP, PACKED_Q4_K_GROUP, PACKED_Q5_K_GROUP } from '../formats';
 import { loadF16 } from '../half';
 import { evenI16, halfLanesToF32, oddI16 } from './lanes';
+import { splatLane, storeGroup } from './packed-common';
 
 // ---- shared pieces ----
 
@@ -59,33 +60,6 @@ import { evenI16, halfLanesToF32, oddI16 } from './lanes';
 @inline function halves4(p: usize, high: bool): v128 {
   const h = v128.load(p);
   return halfLanesToF32(high ? i32x4.extend_high_i16x8_u(h) : i32x4.extend_low_i16x8_u(h));
-}
-
-/** i32 lane k (a constant after inlining) of v in every lane. */
-// @ts-ignore: decorator
-@inline function splatLane(v: v128, k: i32): v128 {
-  if (k == 0) return i32x4.shuffle(v, v, 0, 0, 0, 0);
-  if (k == 1) return i32x4.shuffle(v, v, 1, 1, 1, 1);
-  if (k == 2) return i32x4.shuffle(v, v, 2, 2, 2, 2);
-  return i32x4.shuffle(v, v, 3, 3, 3, 3);
-}
-
-/** Stores eight outputs (rows r0..r0+7 of one token) where they fall inside [rowStart, rowEnd). */
-// @ts-ignore: decorator
-@inline function storeGroup(o: usize, r0: i32, rowStart: i32, rowEnd: i32, lo: v128, hi: v128): void {
-  if (r0 >= rowStart && r0 + 8 <= rowEnd) {
-    v128.store(o + (<usize>r0 << 2), lo);
-    v128.store(o + (<usize>r0 << 2) + 16, hi);
-    return;
-  }
-  for (let i = 0; i < 8; i++) {
-    const r = r0 + i;
-    if (r < rowStart || r >= rowEnd) continue;
-    const v = i < 4 ? lo : hi;
-    const lane = i & 3;
-    const f = lane == 0 ? f32x4.extract_lane(v, 0) : lane == 1 ? f32x4.extract_lane(v, 1) : lane == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
-    store<f32>(o + (<usize>r << 2), f);
-  }
 }
 
 // ===================== Q4_1x8 =====================

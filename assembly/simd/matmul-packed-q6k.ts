@@ -14,26 +14,7 @@
 // cache.
 import { BYTES_Q8_K, PACK_ROWS, PACKED_Q6_K_GROUP } from '../formats';
 import { evenI16, halfLanesToF32, oddI16 } from './lanes';
-
-/** i32 lane k (a constant after inlining) of v in every lane. */
-// @ts-ignore: decorator
-@inline function splatLane(v: v128, k: i32): v128 {
-  if (k == 0) return i32x4.shuffle(v, v, 0, 0, 0, 0);
-  if (k == 1) return i32x4.shuffle(v, v, 1, 1, 1, 1);
-  if (k == 2) return i32x4.shuffle(v, v, 2, 2, 2, 2);
-  return i32x4.shuffle(v, v, 3, 3, 3, 3);
-}
-
-/**
- * acc + four rows' sums of quants (bytes of q, 0..63, four per row) times x quad k of the group whose
- * 16 activation bytes are at xg (relaxed) or given as ev/od (their even and odd bytes as i16).
- */
-// @ts-ignore: decorator
-@inline function quadDot(acc: v128, q: v128, xg: usize, k: i32, ev: v128, od: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(v128.load32_splat(xg + (<usize>k << 2)), q, acc);
-  const e = v128.and(q, i16x8.splat(0x00ff)), o = i16x8.shr_u(q, 8);
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(e, splatLane(ev, k)), i32x4.dot_i16x8_s(o, splatLane(od, k))));
-}
+import { quadDot, splatLane, storeGroup } from './packed-common';
 
 /** Four rows' group sums sum_{j<16} q_j x_j (rows 4h..4h+3: `half` 0 or 16 bytes into each quad pair). */
 // @ts-ignore: decorator
@@ -54,24 +35,6 @@ import { evenI16, halfLanesToF32, oddI16 } from './lanes';
 // @ts-ignore: decorator
 @inline function finish(acc: v128, d: v128, dy: f32, isum: v128): v128 {
   return f32x4.add(acc, f32x4.mul(f32x4.mul(d, f32x4.splat(dy)), f32x4.convert_i32x4_s(isum)));
-}
-
-/** Stores the 8 rows' results of one token (rows r0..r0+7) where they fall inside [rowStart, rowEnd). */
-// @ts-ignore: decorator
-@inline function storeGroup(o: usize, r0: i32, rowStart: i32, rowEnd: i32, lo: v128, hi: v128): void {
-  if (r0 >= rowStart && r0 + 8 <= rowEnd) {
-    v128.store(o + (<usize>r0 << 2), lo);
-    v128.store(o + (<usize>r0 << 2) + 16, hi);
-    return;
-  }
-  for (let i = 0; i < 8; i++) {
-    const r = r0 + i;
-    if (r < rowStart || r >= rowEnd) continue;
-    const v = i < 4 ? lo : hi;
-    const lane = i & 3;
-    const f = lane == 0 ? f32x4.extract_lane(v, 0) : lane == 1 ? f32x4.extract_lane(v, 1) : lane == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
-    store<f32>(o + (<usize>r << 2), f);
-  }
 }
 
 export function simdMatmulPackedQ6K(w: usize, x: usize, out: usize, cols: i32, rows: i32, nTok: i32, rowStart: i32, rowEnd: i32): void {

@@ -42,7 +42,8 @@
 // constant load offsets as immediates: neither changes a value.
 import { BYTES_Q8_0, PACK_ROWS, PACKED_Q4_0_GROUP, PACKED_Q8_0_GROUP } from '../formats';
 import { loadF16 } from '../half';
-import { fmaF32x4, fmaRound, fmaSlowPair, hsum8, hsumX86, joinF32, mulLanes, roundToF32 } from './lanes';
+import { evenI16, fmaF32x4, fmaRound, fmaSlowPair, hsum8, hsumX86, joinF32, mulLanes, oddI16, roundToF32 } from './lanes';
+import { quadDot, splatLane, storeGroup } from './packed-common';
 
 // ---- shared pieces ----
 
@@ -160,65 +161,11 @@ import { fmaF32x4, fmaRound, fmaSlowPair, hsum8, hsumX86, joinF32, mulLanes, rou
   return i16x8.eq(v128.and(hv, kExp), kExp);
 }
 
-/** Stores eight outputs (rows r0..r0+7 of one token) where they fall inside [rowStart, rowEnd). */
-// @ts-ignore: decorator
-@inline function storeGroup(o: usize, r0: i32, rowStart: i32, rowEnd: i32, lo: v128, hi: v128): void {
-  if (r0 >= rowStart && r0 + 8 <= rowEnd) {
-    v128.store(o + (<usize>r0 << 2), lo);
-    v128.store(o + (<usize>r0 << 2) + 16, hi);
-    return;
-  }
-  for (let i = 0; i < 8; i++) {
-    const r = r0 + i;
-    if (r < rowStart || r >= rowEnd) continue;
-    const v = i < 4 ? lo : hi;
-    const lane = i & 3;
-    const f = lane == 0 ? f32x4.extract_lane(v, 0) : lane == 1 ? f32x4.extract_lane(v, 1) : lane == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
-    store<f32>(o + (<usize>r << 2), f);
-  }
-}
-
 // ===================== Q4_0x8 =====================
 // The quants of a group block come as 8 vectors v(k, h) (k = quad 0..3, h = row half): rows 4h..4h+3,
 // four quant bytes 4k..4k+3 each. One dot of v(k, h)'s low nibbles with x[4k..4k+3] repeated four times
 // gives the four rows' sums over weights 4k..4k+3 in their own lanes (high nibbles: weights 16+4k..),
 // so a row's block sum builds up in its lane with no horizontal reduction.
-
-/** x[4k..4k+3] of an activation block (quants at xq), repeated in every i32 lane. */
-// @ts-ignore: decorator
-@inline function xQuad(xq: usize, k: i32): v128 {
-  return v128.load32_splat(xq + (<usize>k << 2));
-}
-
-// @ts-ignore: decorator
-@inline function evenI16(v: v128): v128 {
-  return i16x8.shr_s(i16x8.shl(v, 8), 8);
-}
-// @ts-ignore: decorator
-@inline function oddI16(v: v128): v128 {
-  return i16x8.shr_s(v, 8);
-}
-
-/** i32 lane k (a constant after inlining) of v in every lane. */
-// @ts-ignore: decorator
-@inline function splatLane(v: v128, k: i32): v128 {
-  if (k == 0) return i32x4.shuffle(v, v, 0, 0, 0, 0);
-  if (k == 1) return i32x4.shuffle(v, v, 1, 1, 1, 1);
-  if (k == 2) return i32x4.shuffle(v, v, 2, 2, 2, 2);
-  return i32x4.shuffle(v, v, 3, 3, 3, 3);
-}
-
-/**
- * acc + the lane sums of four rows' four unsigned nibbles (bytes of `nib`, lane = row) against x
- * quad k (relaxed: xq's bytes; SIMD128: the i16 even/odd pairs, taken from ev/od lane k).
- */
-// @ts-ignore: decorator
-@inline function quadDot(acc: v128, nib: v128, xq: usize, k: i32, ev: v128, od: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(xQuad(xq, k), nib, acc);
-  const xe = splatLane(ev, k), xo = splatLane(od, k);
-  const e = v128.and(nib, i16x8.splat(0x00ff)), o = i16x8.shr_u(nib, 8);
-  return i32x4.add(acc, i32x4.add(i32x4.dot_i16x8_s(e, xe), i32x4.dot_i16x8_s(o, xo)));
-}
 
 /** -8 * sum of an activation block's 32 quants, in every lane (the Q4_0 zero point). */
 // @ts-ignore: decorator
