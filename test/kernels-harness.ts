@@ -1,6 +1,11 @@
 // Shared set-up of the kernel tests: the three builds (scalar, simd, relaxed) instantiated on one
 // shared memory, a bump allocator for test buffers, a seeded PRNG and f16 helpers taken from the
 // engine's Float16Array (a reference we did not write).
+import { expect } from 'vitest';
+import { dequantizeRow as tsDequantizeRow } from '../src/quant/dequantize.js';
+import { rowBytes } from '../src/quant/formats.js';
+import type { GGMLType } from '../src/quant/formats.js';
+import { matmulKernelFor } from '../src/runtime/kernel-table.js';
 import { createSharedMemory } from '../src/runtime/memory.js';
 import { compileKernelVariant, instantiateKernels, KERNEL_VARIANTS, type KernelVariant } from '../src/runtime/kernels.js';
 import type { KernelExports } from '../src/runtime/kernel-exports.js';
@@ -130,4 +135,28 @@ export function randomWeights(type: number, n: number, rand: () => number, block
     }
   }
   return bytes;
+}
+
+/**
+ * In every build: repacking the file-layout matrix `file` (rows x cols of `type`) writes exactly the
+ * bytes `want` (as the formats.ts prose describes them, padding rows included: the destination is
+ * filled with garbage first), and each row read back from the packed copy equals the TypeScript
+ * reference dequantizer's reading of the file row.
+ */
+export function expectRepackedAsDocumented(bench: KernelBench, type: GGMLType, file: Uint8Array, want: Uint8Array, rows: number, cols: number, name: string): void {
+  const entry = matmulKernelFor(type);
+  expect(entry.matrixBytes(rows, cols)).toBe(want.length);
+  for (const { variant, k } of bench.builds) {
+    bench.reset();
+    const src = bench.alloc(file.length), dst = bench.alloc(want.length), row = bench.alloc(4 * cols);
+    bench.u8(src, file.length).set(file);
+    bench.u8(dst, want.length).fill(0xa5); // padding must be written, not left over
+    entry.repack(k, src, dst, rows, cols);
+    expect(Buffer.from(bench.u8(dst, want.length)).equals(Buffer.from(want)), `${name} ${rows}x${cols} ${variant}`).toBe(true);
+    for (let r = 0; r < rows; r++) {
+      expect(k.dequantizePackedRow(type, dst, cols, r, row)).toBe(0);
+      const ref = tsDequantizeRow(type, file.subarray(r * rowBytes(type, cols), (r + 1) * rowBytes(type, cols)), cols);
+      expect([...bench.f32(row, cols)], `${name} row ${r} ${variant}`).toEqual([...ref]);
+    }
+  }
 }

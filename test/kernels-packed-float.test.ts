@@ -9,7 +9,7 @@ import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS, rowBytes } from '../src/quant/fo
 import { dequantizeRow as tsDequantizeRow } from '../src/quant/dequantize.js';
 import { matmulKernelFor } from '../src/runtime/kernel-table.js';
 import type { KernelExports, MatmulKernel } from '../src/runtime/kernel-exports.js';
-import { kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
+import { expectRepackedAsDocumented, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
 
 const FLOAT_TYPES = [GGMLType.F32, GGMLType.F16, GGMLType.BF16] as const;
 type FloatType = (typeof FLOAT_TYPES)[number];
@@ -85,20 +85,7 @@ describe('packed float layouts', async () => {
       for (const [rows, cols] of [[9, 96], [16, 64], [3, 7], [13, 172], [8, 2], [5, 200]] as const) {
         const file = randomWeights(type, rows * cols, rand, 1, TYPE_TRAITS.get(type)!.blockBytes);
         const want = packAsDocumented(type, file, rows, cols);
-        expect(entry.matrixBytes(rows, cols)).toBe(want.length);
-        for (const { variant, k } of bench.builds) {
-          bench.reset();
-          const src = bench.alloc(file.length), dst = bench.alloc(want.length), row = bench.alloc(4 * cols);
-          bench.u8(src, file.length).set(file);
-          bench.u8(dst, want.length).fill(0xa5); // padding rows must be written, not left over
-          entry.repack(k, src, dst, rows, cols);
-          expect(Buffer.from(bench.u8(dst, want.length)).equals(Buffer.from(want)), `${name} ${rows}x${cols} ${variant}`).toBe(true);
-          for (let r = 0; r < rows; r++) {
-            expect(k.dequantizePackedRow(type, dst, cols, r, row)).toBe(0);
-            const ref = tsDequantizeRow(type, file.subarray(r * rowBytes(type, cols), (r + 1) * rowBytes(type, cols)), cols);
-            expect([...bench.f32(row, cols)], `${name} row ${r} ${variant}`).toEqual([...ref]);
-          }
-        }
+        expectRepackedAsDocumented(bench, type, file, want, rows, cols, name);
       }
     });
 

@@ -23,7 +23,7 @@ import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS, rowBytes } from '../src/quant/fo
 import { matmulKernelFor } from '../src/runtime/kernel-table.js';
 import type { KernelVariant } from '../src/runtime/kernels.js';
 import { memoryStorage } from '../src/storage/memory.js';
-import { fromF16Bits, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
+import { fromF16Bits, expectRepackedAsDocumented, kernelBench, prng, randomF32, randomWeights } from './kernels-harness.js';
 import { ReferenceModel } from './support/reference-forward.js';
 import { synthModelBytes } from './support/synth-model.js';
 
@@ -133,20 +133,7 @@ describe('packed Q4_1x8, Q4_Kx8, Q5_Kx8', async () => {
       for (const [rows, cols] of [[9, 512], [16, 256], [3, 256], [13, t.blockSize === 32 ? 96 : 768]] as const) {
         const file = randomWeights(type, rows * cols, rand, t.blockSize, t.blockBytes);
         const want = packAsDocumented(type, file, rows, cols);
-        expect(entry.matrixBytes(rows, cols)).toBe(want.length);
-        for (const { variant, k } of bench.builds) {
-          bench.reset();
-          const src = bench.alloc(file.length), dst = bench.alloc(want.length), row = bench.alloc(4 * cols);
-          bench.u8(src, file.length).set(file);
-          bench.u8(dst, want.length).fill(0xa5); // padding must be written, not left over
-          entry.repack(k, src, dst, rows, cols);
-          expect(Buffer.from(bench.u8(dst, want.length)).equals(Buffer.from(want)), `${name} ${rows}x${cols} ${variant}`).toBe(true);
-          for (let r = 0; r < rows; r++) {
-            expect(k.dequantizePackedRow(type, dst, cols, r, row)).toBe(0);
-            const ref = tsDequantizeRow(type, file.subarray(r * rowBytes(type, cols), (r + 1) * rowBytes(type, cols)), cols);
-            expect([...bench.f32(row, cols)], `${name} row ${r} ${variant}`).toEqual([...ref]);
-          }
-        }
+        expectRepackedAsDocumented(bench, type, file, want, rows, cols, name);
       }
     });
 

@@ -3,10 +3,9 @@
 // rows zero, rows read back (dequantizePackedRow: the embedding lookup of a tied embedding) equal to the
 // TypeScript reference dequantizer on the file rows, and bad arguments refused.
 import { describe, expect, it } from 'vitest';
-import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS, rowBytes } from '../src/quant/formats.js';
-import { dequantizeRow as tsDequantizeRow } from '../src/quant/dequantize.js';
+import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS } from '../src/quant/formats.js';
 import { MATMUL_TABLE, matmulKernelFor } from '../src/runtime/kernel-table.js';
-import { kernelBench, prng, randomWeights } from './kernels-harness.js';
+import { expectRepackedAsDocumented, kernelBench, prng, randomWeights } from './kernels-harness.js';
 
 /** The packed bytes of a file-layout matrix, as the formats.ts prose describes them. */
 function packAsDocumented(type: GGMLType, file: Uint8Array, rows: number, cols: number): Uint8Array {
@@ -52,20 +51,7 @@ describe('packed layouts', async () => {
       for (const [rows, cols] of [[9, 96], [16, 64], [3, 32]] as const) {
         const file = randomWeights(type, rows * cols, rand, t.blockSize, t.blockBytes);
         const want = packAsDocumented(type, file, rows, cols);
-        expect(entry.matrixBytes(rows, cols)).toBe(want.length);
-        for (const { variant, k } of bench.builds) {
-          bench.reset();
-          const src = bench.alloc(file.length), dst = bench.alloc(want.length), row = bench.alloc(4 * cols);
-          bench.u8(src, file.length).set(file);
-          bench.u8(dst, want.length).fill(0xa5); // padding must be written, not left over
-          entry.repack(k, src, dst, rows, cols);
-          expect(Buffer.from(bench.u8(dst, want.length)).equals(Buffer.from(want)), `${name} ${rows}x${cols} ${variant}`).toBe(true);
-          for (let r = 0; r < rows; r++) {
-            expect(k.dequantizePackedRow(type, dst, cols, r, row)).toBe(0);
-            const ref = tsDequantizeRow(type, file.subarray(r * rowBytes(type, cols), (r + 1) * rowBytes(type, cols)), cols);
-            expect([...bench.f32(row, cols)], `${name} row ${r} ${variant}`).toEqual([...ref]);
-          }
-        }
+        expectRepackedAsDocumented(bench, type, file, want, rows, cols, name);
       }
     });
   }
