@@ -12,7 +12,7 @@
 // values. A query's bits depend only on its position and the absolute tile boundaries.
 import { f16ToF32 } from '../half';
 import { ATTN_TILE_K, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF, ATTN_TILE_SCRATCH_BYTES, softmaxTile } from './attention-tiled';
-import { dotF16, dotU8, int8KeyTailRows, int8RowBytes, keyBlockQuery } from './kv';
+import { dotF16, dotU8, int8KeyBlockStart, int8KeyTailRows, int8RowBytes, keyBlockQuery } from './kv';
 
 /** Workspace layout after attention-tiled.ts's: per query of a tile its key block's q.m (f32), then its q*d (headDim f32). */
 export const KV_TILE_BIAS_OFF: usize = ATTN_TILE_SCRATCH_BYTES;
@@ -33,7 +33,7 @@ export const KV_TILE_QD_OFF: usize = KV_TILE_BIAS_OFF + (<usize>ATTN_TILE_Q << 2
   const int8 = sizeof<T>() == 1;
   const group = nHeads / nKVHeads;
   const kvRow = int8 ? int8RowBytes(nKVHeads, headDim) : <usize>kvStride << 1;
-  const complete = int8 ? (pos0 + nTok) / headDim * headDim : 0;
+  const complete = int8 ? int8KeyBlockStart(pos0 + nTok, headDim) : 0;
   const tail = int8 ? int8KeyTailRows(k, nKVHeads, headDim, pos0, pos0 + nTok) : 0;
   const tailRow = <usize>(nKVHeads * headDim) << 1;
   const sc = scratch + ATTN_TILE_SCORES_OFF;
@@ -55,7 +55,7 @@ export const KV_TILE_QD_OFF: usize = KV_TILE_BIAS_OFF + (<usize>ATTN_TILE_Q << 2
           if (!int8) {
             x = dotF16(qh, k + <usize>s * kvRow + headOff16, headDim) * scale;
           } else if (s < complete) {
-            if (j == 0 || s % headDim == 0) bias = keyBlockQuery(qh, k + <usize>(s - s % headDim) * kvRow, kvRow, kvh, headDim, qd);
+            if (j == 0 || s % headDim == 0) bias = keyBlockQuery(qh, k + <usize>int8KeyBlockStart(s, headDim) * kvRow, kvRow, kvh, headDim, qd);
             x = (bias + dotU8(qd, k + <usize>s * kvRow + codes, headDim)) * scale;
           } else {
             x = dotF16(qh, tail + <usize>(s - complete) * tailRow + headOff16, headDim) * scale;

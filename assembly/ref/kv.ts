@@ -50,13 +50,22 @@ export function refKvStoreF16(src: usize, dst: usize, cols: i32, nTok: i32): voi
 }
 
 /**
+ * Start of the key block holding position `pos` (blocks of headDim positions); for a count of held
+ * positions, how many of them lie in complete blocks.
+ */
+// @ts-ignore: decorator
+@inline export function int8KeyBlockStart(pos: i32, headDim: i32): i32 {
+  return pos - pos % headDim;
+}
+
+/**
  * Tail row 0 of the last, partial key block of a cache holding `held` positions after a batch that
  * started at pos0 (the layout at the top).
  */
 // @ts-ignore: decorator
 @inline export function int8KeyTailRows(k: usize, nKVHeads: i32, headDim: i32, pos0: i32, held: i32): usize {
   const tail = k - int8KeyTailBytes(nKVHeads, headDim);
-  const completedOpenBlock = held - held % headDim > pos0 - pos0 % headDim;
+  const completedOpenBlock = int8KeyBlockStart(held, headDim) > int8KeyBlockStart(pos0, headDim);
   return completedOpenBlock ? tail + ((<usize>headDim * <usize>(nKVHeads * headDim)) << 1) : tail;
 }
 
@@ -72,7 +81,7 @@ export function refKvStoreInt8Keys(src: usize, k: usize, nKVHeads: i32, headDim:
   const tailRow = <usize>kvDim << 1;
   const second = tail + <usize>headDim * tailRow;
   const rowBytes = int8RowBytes(nKVHeads, headDim);
-  const openEnd = pos - pos % headDim + headDim;
+  const openEnd = int8KeyBlockStart(pos, headDim) + headDim;
   for (let t = 0; t < nTok; t++) {
     const p = pos + t;
     const j = p % headDim;
@@ -259,7 +268,7 @@ function softmaxUnnormalised(scratch: usize, n: i32, mx: f32): f32 {
   const int8 = sizeof<T>() == 1;
   const group = nHeads / nKVHeads;
   const kvRow = int8 ? int8RowBytes(nKVHeads, headDim) : <usize>kvStride << 1;
-  const complete = int8 ? (pos0 + nTok) / headDim * headDim : 0;
+  const complete = int8 ? int8KeyBlockStart(pos0 + nTok, headDim) : 0;
   const tail = int8 ? int8KeyTailRows(k, nKVHeads, headDim, pos0, pos0 + nTok) : 0;
   const tailRow = <usize>(nKVHeads * headDim) << 1;
   for (let t = 0; t < nTok; t++) {

@@ -6,7 +6,7 @@
 // values: each weight times its row's scale, then times the codes. Every output element takes its
 // products in position order.
 import { ATTN_TILE_FACTOR_OFF, ATTN_TILE_K, ATTN_TILE_MAX_OFF, ATTN_TILE_Q, ATTN_TILE_SCORES_OFF } from '../ref/attention-tiled';
-import { int8KeyTailRows, int8RowBytes } from '../ref/kv';
+import { int8KeyBlockStart, int8KeyTailRows, int8RowBytes } from '../ref/kv';
 import { KV_TILE_BIAS_OFF, KV_TILE_QD_OFF } from '../ref/kv-tiled';
 import { rowOffset, softmaxStep } from './attention-tiled';
 import { hsumF32 } from './lanes';
@@ -131,7 +131,7 @@ import { accumulate4, lane1, lanes4, lanes8hi, lanes8lo, load8, START_CONTINUE, 
   const int8 = sizeof<T>() == 1;
   const group = nHeads / nKVHeads;
   const kvRow = int8 ? int8RowBytes(nKVHeads, headDim) : <usize>kvStride << 1;
-  const complete = int8 ? (pos0 + nTok) / headDim * headDim : 0;
+  const complete = int8 ? int8KeyBlockStart(pos0 + nTok, headDim) : 0;
   const tail = int8 ? int8KeyTailRows(k, nKVHeads, headDim, pos0, pos0 + nTok) : 0;
   const tailRow = <usize>(nKVHeads * headDim) << 1;
   const wRow = <usize>ATTN_TILE_K << 2;
@@ -174,7 +174,7 @@ import { accumulate4, lane1, lanes4, lanes8hi, lanes8lo, load8, START_CONTINUE, 
           for (let a = 0; a < cMax;) {
             const s = s0 + a;
             if (s < complete) {
-              const blk = s - s % headDim;
+              const blk = int8KeyBlockStart(s, headDim);
               const b = min(min(blk + headDim, complete) - s0, cMax);
               for (let i = 0; i < nScored; i++) {
                 const ci = i >= nq ? ci0 : i == 0 ? ci0 : i == 1 ? ci1 : i == 2 ? ci2 : ci3;

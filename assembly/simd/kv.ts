@@ -4,7 +4,7 @@
 // with the scalar twins. (The f16 store and the int8 key store are O(row) work and stay scalar in every
 // build.)
 import { loadF16 } from '../half';
-import { int8KeyTailRows, int8RowBytes } from '../ref/kv';
+import { int8KeyBlockStart, int8KeyTailRows, int8RowBytes } from '../ref/kv';
 import { expShiftedInPlace } from './expf';
 import { halfLanesToF32, hsumF32 } from './lanes';
 
@@ -174,7 +174,7 @@ function accumulateInt8ValuesX4(oh: usize, v: usize, scaleOff: usize, codesOff: 
   const int8 = sizeof<T>() == 1;
   const group = nHeads / nKVHeads;
   const kvRow = int8 ? int8RowBytes(nKVHeads, headDim) : <usize>kvStride << 1;
-  const complete = int8 ? (pos0 + nTok) / headDim * headDim : 0;
+  const complete = int8 ? int8KeyBlockStart(pos0 + nTok, headDim) : 0;
   const tail = int8 ? int8KeyTailRows(k, nKVHeads, headDim, pos0, pos0 + nTok) : 0;
   const tailRow = <usize>(nKVHeads * headDim) << 1;
   for (let t = 0; t < nTok; t++) {
