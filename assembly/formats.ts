@@ -109,6 +109,9 @@ export const PACKED_Q4_K_GROUP: i32 = 1184;
 /** Q5_Kx8 group block: Q4_Kx8's first 160 bytes, qh as vectors (quad l, half h) at 160 + 16 * (2l + h), qs at 416. */
 export const PACKED_Q5_K_GROUP: i32 = 1440;
 
+/** repackRows' result for weights a packed layout cannot carry (mirrored in src/runtime/kernel-exports.ts). */
+export const REPACK_NOT_FINITE: i32 = -2;
+
 /**
  * F32x8, F16x8, BF16x8 "group block": one column of the group's 8 rows (8 weights, block size 1). The
  * group's columns come in quads of four: quad k at weight 32k holds rows 0..7's weights 4k..4k+3, row

@@ -105,7 +105,8 @@ export function convertRowsBF16(x: usize, dst: usize, cols: i32, nTok: i32): voi
 
 // ---- packed weight layouts (formats.ts): repacking at load, and rows read back ----
 
-/** Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, or -1. */
+/** Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, -1 (bad
+ *  type or sizes), or REPACK_NOT_FINITE (-2: F16 weights holding an infinity or NaN). */
 export function repackRows(type: i32, src: usize, dst: usize, rows: i32, cols: i32): i32 {
   return refRepackRows(type, src, dst, rows, cols);
 }

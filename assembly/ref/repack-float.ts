@@ -2,7 +2,7 @@
 // BF16x8 (formats.ts: groups of PACK_ROWS rows, columns in quads of four, the group's rows interleaved
 // quad by quad), and one row read back (a tied embedding matrix is looked up in its packed copy).
 // Scalar in every build: it runs once per weight and only moves bytes.
-import { PACK_ROWS, TYPE_BF16, TYPE_F16, TYPE_F32 } from '../formats';
+import { PACK_ROWS, REPACK_NOT_FINITE, TYPE_BF16, TYPE_F16, TYPE_F32 } from '../formats';
 import { bf16ToF32, f16ToF32 } from '../half';
 
 /** Bytes per weight of a float type with a packed layout, or 0 for any other type. */
@@ -44,16 +44,17 @@ export function floatWeightBytes(type: i32): i32 {
 }
 
 /**
- * Copies rows x cols weights of a float type at src (file layout) into its packed layout at dst; 0, or
- * -1 for another type, bad sizes, or F16 weights holding an infinity or NaN (the F16x8 kernels convert
- * halves in a way that is exact for finite values only, see simd/matmul-packed-float.ts).
+ * Copies rows x cols weights of a float type at src (file layout) into its packed layout at dst; 0, -1
+ * for another type or bad sizes, or REPACK_NOT_FINITE for F16 weights holding an infinity or NaN (the
+ * F16x8 kernels convert halves in a way that is exact for finite values only, see
+ * simd/matmul-packed-float.ts).
  */
 export function repackFloatRows(type: i32, src: usize, dst: usize, rows: i32, cols: i32): i32 {
   const e = floatWeightBytes(type);
   if (e == 0 || cols <= 0 || rows < 0) return -1;
   if (type == TYPE_F16) {
     const n = <usize>rows * cols;
-    for (let i: usize = 0; i < n; i++) if ((load<u16>(src + (i << 1)) & 0x7c00) == 0x7c00) return -1;
+    for (let i: usize = 0; i < n; i++) if ((load<u16>(src + (i << 1)) & 0x7c00) == 0x7c00) return REPACK_NOT_FINITE;
   }
   const groups = (rows + PACK_ROWS - 1) / PACK_ROWS;
   const groupBytes = <usize>PACK_ROWS * cols * e;

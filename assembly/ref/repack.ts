@@ -30,8 +30,9 @@ import { TYPE_Q6_K } from '../formats';
 
 /**
  * Writes `rows` rows of `cols` weights of `type` from file layout at src into the packed layout at dst
- * (ceil(rows / PACK_ROWS) groups; padding rows are zero). Returns 0, or -1 for a type without a packed
- * layout or cols that are not whole blocks.
+ * (ceil(rows / PACK_ROWS) groups; padding rows are zero). Returns 0, -1 for a type without a packed
+ * layout or cols that are not whole blocks, or REPACK_NOT_FINITE when the weights hold a value the
+ * layout cannot carry (an infinity or NaN in F16).
  */
 export function repackRows(type: i32, src: usize, dst: usize, rows: i32, cols: i32): i32 {
   if (isKQuantPacked(type)) return repackRowsKQuant(type, src, dst, rows, cols); // Q4_1, Q4_K, Q5_K

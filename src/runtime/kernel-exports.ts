@@ -2,6 +2,9 @@
 // shared memory; counts are elements (i32). Keep in step with assembly/index.ts.
 
 /** out[t*rows + r] = dot(W row r, x row t) for r in [rowStart, rowEnd), t in [0, nTok). */
+/** repackRows' result for weights the packed layout cannot carry: an infinity or NaN in F16. */
+export const REPACK_NOT_FINITE = -2;
+
 export type MatmulKernel = (w: number, x: number, out: number, cols: number, rows: number, nTok: number, rowStart: number, rowEnd: number) => void;
 
 /** nTok contiguous rows of `cols` f32 at x to rows of an activation format at dst. */
@@ -30,7 +33,10 @@ export interface KernelExports {
   /** Bytes of one group block of a type's packed layout (0: not packed). */
   packedGroupBytes(type: number): number;
   packedLayoutVersion(): number;
-  /** Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, or -1. */
+  /**
+   * Packs rows x cols of `type` from file layout at src into its packed layout at dst; 0, -1 (a type
+   * without a packed layout, or sizes that are not whole blocks), or REPACK_NOT_FINITE.
+   */
   repackRows(type: number, src: number, dst: number, rows: number, cols: number): number;
   /** dst f32[cols] = row `row` of a packed matrix of `type`; 0, or -1 for a type that is not packed. */
   dequantizePackedRow(type: number, w: number, cols: number, row: number, dst: number): number;

@@ -6,6 +6,7 @@
 // model graph looks kernels up here and nowhere else.
 import { GGMLType, PACKED_LAYOUTS, TYPE_TRAITS, packedMatrixBytes, rowBytes } from '../quant/formats.js';
 import type { PackedLayout } from '../quant/formats.js';
+import { REPACK_NOT_FINITE } from './kernel-exports.js';
 import type { KernelExports, MatmulKernel, RowConverter } from './kernel-exports.js';
 
 type ConverterName = 'quantizeRowsQ8_0' | 'quantizeRowsQ8_1' | 'quantizeRowsQ8_K' | 'convertRowsF16' | 'convertRowsBF16';
@@ -61,10 +62,11 @@ function entry(type: GGMLType, activationType: GGMLType, converterName: Converte
     matrixBytes: (rows: number, cols: number): number => (layout ? packedMatrixBytes(type, rows, cols)! : rows * rowBytes(type, cols)),
     repack(k: KernelExports, src: number, dst: number, rows: number, cols: number): void {
       if (!layout) throw new Error(`${GGMLType[type]} weights are multiplied in their file layout; there is nothing to repack`);
-      if (k.repackRows(type, src, dst, rows, cols) !== 0) {
+      const rc = k.repackRows(type, src, dst, rows, cols);
+      if (rc !== 0) {
         // F16x8's fast half-to-float conversion is exact for finite halves only, so repacking refuses
         // a matrix holding an infinity or NaN rather than computing with it wrongly.
-        const why = type === GGMLType.F16 ? ': it holds an infinity or NaN, and F16 weights must be finite' : '';
+        const why = rc === REPACK_NOT_FINITE ? `: it holds an infinity or NaN, and ${GGMLType[type]} weights must be finite` : '';
         throw new Error(`cannot repack a ${rows}x${cols} ${GGMLType[type]} matrix into ${layout.name}${why}`);
       }
     },
