@@ -1,10 +1,10 @@
 // The functions the kernel module exports, as TypeScript sees them. Pointers are byte offsets into the
 // shared memory; counts are elements (i32). Keep in step with assembly/index.ts.
 
-/** out[t*rows + r] = dot(W row r, x row t) for r in [rowStart, rowEnd), t in [0, nTok). */
 /** repackRows' result for weights the packed layout cannot carry: an infinity or NaN in F16. */
 export const REPACK_NOT_FINITE = -2;
 
+/** out[t*rows + r] = dot(W row r, x row t) for r in [rowStart, rowEnd), t in [0, nTok). */
 export type MatmulKernel = (w: number, x: number, out: number, cols: number, rows: number, nTok: number, rowStart: number, rowEnd: number) => void;
 
 /** nTok contiguous rows of `cols` f32 at x to rows of an activation format at dst. */
